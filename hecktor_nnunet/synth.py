@@ -281,8 +281,9 @@ def generate_release(
             ref.SetSpacing(coarse)
             ref.SetOrigin(tuple(ct_origin + np.asarray(spec.ct_spacing) / 2))
             lab_img = sitk.Resample(lab_img, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        # SimpleITK's NIfTI reader turns NaN into 0, so a NaN CT is only visible in MetaImage
         _write_patient(out, layout, pid, pid in labelled, ct_img, pet_img, lab_img,
-                       write_pet=kind != "missing_pet")
+                       write_pet=kind != "missing_pet", ct_suffix=".mha" if kind == "nan_ct" else ".nii.gz")
         rows.append(_clinical_row(pid, centre, p, weight, prng))
         oracle_rows.append({"PatientID": pid, "tumour_volume_ml": tumour_ml, "tumour_suv": p.tumour_suv,
                             "n_nodes": len(p.nodes), "age": p.age, "hpv": p.hpv, "hpv_prob": p.hpv_prob,
@@ -325,19 +326,20 @@ def _draw_outcomes(clinical: pd.DataFrame, orc: pd.DataFrame, rng: np.random.Gen
     clinical["Relapse"] = (event_time <= censor).astype(int)
 
 
-def _write_patient(out: Path, layout: str, pid: str, labelled: bool, ct, pet, lab, write_pet: bool) -> None:
+def _write_patient(out: Path, layout: str, pid: str, labelled: bool, ct, pet, lab, write_pet: bool,
+                   ct_suffix: str = ".nii.gz") -> None:
     if layout == "2025":
         tasks = ["Task 1", "Task 2", "Task 3"] if labelled else ["Task 2", "Task 3"]
         for task in tasks:
             d = out / task / pid
-            write_image(ct, d / f"{pid}__CT.nii.gz")
+            write_image(ct, d / f"{pid}__CT{ct_suffix}")
             if write_pet:
                 write_image(pet, d / f"{pid}__PT.nii.gz")
             if task == "Task 1":
                 write_image(lab, d / f"{pid}.nii.gz")
     else:
         sub = "imagesTr" if labelled else "imagesTs"
-        write_image(ct, out / sub / f"{pid}__CT.nii.gz")
+        write_image(ct, out / sub / f"{pid}__CT{ct_suffix}")
         if write_pet:
             write_image(pet, out / sub / f"{pid}__PT.nii.gz")
         if labelled:

@@ -1,0 +1,100 @@
+"""The inverse of conversion: label maps in converted space -> each patient's original CT grid."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from hecktor_nnunet.atomic_io import write_image
+from hecktor_nnunet.geometry import Grid, IndexBox, resample, uncrop
+from hecktor_nnunet.parallel import parallel_map
+from hecktor_nnunet.problems import CaseError, Problem
+from hecktor_nnunet.release import split_image_name
+
+log = logging.getLogger(__name__)
+
+FORMATS = {"nii.gz": ".nii.gz", "mha": ".mha"}
+
+
+def load_manifest(manifest: str | Path | dict) -> dict:
+    """A manifest dict from a path (``conversion_manifest.json``) or a dict."""
+    if isinstance(manifest, dict):
+        return manifest
+    path = Path(manifest)
+    if not path.is_file():
+        raise FileNotFoundError(f"conversion manifest not found: {path}")
+    return json.loads(path.read_text())
+
+
+def restore_image(pred: sitk.Image, record: dict) -> sitk.Image:
+    """Put one converted-space label map back on its original CT grid (uint8, labels 0/1/2).
+
+    Exact (uncrop) when the case was converted on its CT grid; nearest-neighbour resampling
+    otherwise (voxels outside the converted field of view are background).
+    """
+    pid = record["patient_id"]
+    out_grid = Grid.from_dict(record["output_grid"])
+    ct_grid = Grid.from_dict(record["original_ct_grid"])
+    if not Grid.of(pred).same_as(out_grid, atol=1e-2):
+        raise CaseError([Problem(pid, "", "grid_mismatch",
+                                 f"prediction grid {Grid.of(pred).size} @ {Grid.of(pred).spacing} is not the "
+                                 f"converted grid {out_grid.size} @ {out_grid.spacing} recorded in the manifest")])
+    pred = sitk.Cast(pred, sitk.sitkUInt8)
+    values = set(np.unique(sitk.GetArrayViewFromImage(pred)).tolist())
+    if not values <= {0, 1, 2}:
+        raise CaseError([Problem(pid, "", "label_values",
+                                 f"prediction has labels {sorted(values - {0, 1, 2})} outside {{0, 1, 2}}")])
+    if record.get("exact_crop", False):
+        out_grid.apply(pred)
+        return uncrop(pred, IndexBox.from_dict(record["crop_box"]), ct_grid, 0)
+    return resample(pred, ct_grid, "nearest", 0, sitk.sitkUInt8)
+
+
+def _restore_one(args: tuple[Path, dict, Path]) -> tuple[str, str | None]:
+    path, record, out_path = args
+    try:
+        write_image(restore_image(sitk.ReadImage(str(path)), record), out_path)
+        return record["patient_id"], None
+    except CaseError as e:
+        return record["patient_id"], "; ".join(f"{p.message} [{path}]" for p in e.problems)
+    except RuntimeError as e:
+        return record["patient_id"], f"cannot read {path}: {str(e).strip().splitlines()[-1]}"
+
+
+def restore_predictions(pred_dir: str | Path, manifest: str | Path | dict, out_dir: str | Path, *,
+                        fmt: str = "nii.gz", workers: int = 1, quiet: bool = False) -> list[Path]:
+    """Restore every prediction in ``pred_dir`` onto its patient's original CT grid.
+
+    Files ``<PatientID>.nii.gz`` (nnU-Net's output naming) are matched to manifest records;
+    outputs are ``<out_dir>/<PatientID>.<fmt>``. Predictions without a manifest record and
+    failures are errors naming the patient and file.
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
+    m = load_manifest(manifest)
+    pred_dir, out_dir = Path(pred_dir), Path(out_dir)
+    if not pred_dir.is_dir():
+        raise FileNotFoundError(f"prediction folder not found: {pred_dir}")
+    if out_dir.resolve() == pred_dir.resolve():
+        raise ValueError("the output folder must differ from the prediction folder (inputs are never overwritten)")
+    preds = {}
+    for p in sorted(pred_dir.iterdir()):
+        pid, key = split_image_name(p)
+        if pid and key is None and not p.name.startswith("."):
+            preds[pid] = p
+    if not preds:
+        raise FileNotFoundError(f"no label maps (<PatientID>.nii.gz) in {pred_dir}")
+    unknown = sorted(set(preds) - set(m["cases"]))
+    if unknown:
+        raise KeyError(f"prediction(s) for patient(s) {unknown} have no record in the manifest "
+                       f"(files {[str(preds[u]) for u in unknown]})")
+    jobs = [(path, m["cases"][pid], out_dir / f"{pid}{FORMATS[fmt]}") for pid, path in preds.items()]
+    failures = [f"{pid}: {err}" for pid, err in parallel_map(_restore_one, jobs, workers, "restoring", quiet)
+                if err]
+    if failures:
+        raise RuntimeError("restore failed for:\n  " + "\n  ".join(failures))
+    return [j[2] for j in jobs]

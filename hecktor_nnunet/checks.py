@@ -1,0 +1,171 @@
+"""Checks on one case's images: each finding is a :class:`~hecktor_nnunet.problems.Problem`.
+
+:func:`load_case` reads CT, PET (and label, extras) with every check applied, returning the images
+ready for conversion, or raising :class:`~hecktor_nnunet.problems.CaseError` with all the
+problems that make the case unusable.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import SimpleITK as sitk
+
+from hecktor_nnunet.geometry import Grid, overlap_box, resample
+from hecktor_nnunet.problems import ERROR, WARNING, CaseError, Problem
+from hecktor_nnunet.release import Case
+
+log = logging.getLogger(__name__)
+
+VALID_LABELS = (0, 1, 2)
+F18_HALF_LIFE_MIN = 109.77
+#: robust PET maximum (99.9th percentile, SUV) above which a PET is taken to be in Bq/mL;
+#: SUVs of head-and-neck tumours rarely exceed ~50, activity concentrations are in the thousands.
+BQML_THRESHOLD = 200.0
+
+
+@dataclass
+class LoadedCase:
+    """A case's images after checks: CT, PET and label (on the CT grid) plus extras."""
+
+    case: Case
+    ct: sitk.Image
+    pet: sitk.Image
+    label: sitk.Image | None
+    extras: dict[str, sitk.Image] = field(default_factory=dict)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
+    """Read a 3D image or raise a :class:`CaseError` naming patient and file."""
+    try:
+        img = sitk.ReadImage(str(path))
+    except RuntimeError as e:
+        first = str(e).strip().splitlines()[-1] if str(e).strip() else "unreadable"
+        raise CaseError([Problem(patient_id, str(path), "unreadable", f"cannot read {what}: {first}")]) from e
+    if img.GetDimension() != 3 or img.GetNumberOfComponentsPerPixel() != 1:
+        raise CaseError([Problem(patient_id, str(path), "not_3d",
+                                 f"{what} must be a 3D scalar image, got {img.GetDimension()}D with "
+                                 f"{img.GetNumberOfComponentsPerPixel()} component(s)")])
+    return img
+
+
+def finite_problem(img: sitk.Image, patient_id: str, path: Path, what: str) -> Problem | None:
+    """An error if the image holds NaN or infinite values."""
+    if img.GetPixelID() not in (sitk.sitkFloat32, sitk.sitkFloat64):
+        return None
+    arr = sitk.GetArrayViewFromImage(img)
+    bad = int(np.count_nonzero(~np.isfinite(arr)))
+    if bad:
+        return Problem(patient_id, str(path), "non_finite", f"{what} holds {bad} NaN/inf voxel(s)")
+    return None
+
+
+def pet_looks_like_bqml(pet: sitk.Image, threshold: float = BQML_THRESHOLD) -> tuple[bool, float]:
+    """Whether a PET is in Bq/mL rather than SUV; returns (verdict, robust max)."""
+    arr = sitk.GetArrayViewFromImage(pet)
+    sample = arr[:: max(1, arr.shape[0] // 32)]  # every few slices: cheap on 200^3 volumes
+    robust_max = float(np.percentile(sample, 99.9))
+    return robust_max > threshold, robust_max
+
+
+def read_suv_factors(path: str | Path) -> pd.DataFrame:
+    """Read a table of SUV factors: PatientID, Weight (kg), InjectedDose_MBq, Delay_min."""
+    from hecktor_nnunet.release import normalise_id
+
+    df = pd.read_csv(path)
+    need = {"PatientID", "Weight", "InjectedDose_MBq", "Delay_min"}
+    missing = need - set(df.columns)
+    if missing:
+        raise ValueError(f"SUV factor table {path} lacks column(s) {sorted(missing)}; "
+                         f"expected {sorted(need)} (weight in kg, dose in MBq, delay in minutes)")
+    df["PatientID"] = df["PatientID"].astype(str).map(normalise_id)
+    return df.set_index("PatientID")
+
+
+def bqml_to_suv(pet: sitk.Image, weight_kg: float, dose_mbq: float, delay_min: float) -> sitk.Image:
+    """Body-weight SUV from activity concentration (Bq/mL), F-18 decay corrected to scan time."""
+    decay = 2.0 ** (-delay_min / F18_HALF_LIFE_MIN)
+    factor = (weight_kg * 1000.0) / (dose_mbq * 1e6 * decay)
+    return sitk.Cast(pet, sitk.sitkFloat32) * factor
+
+
+def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_channels: tuple[str, ...] = (),
+              bqml_threshold: float = BQML_THRESHOLD) -> LoadedCase:
+    """Read and check one case.
+
+    Raises
+    ------
+    CaseError
+        With every problem that makes the case unusable (missing or unreadable files,
+        NaN/inf, no CT/PET overlap, labels outside {0, 1, 2}, unconvertible Bq/mL PET).
+    """
+    pid = case.patient_id
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    if case.ct is None or case.pet is None:
+        missing = [m for m, p in (("CT", case.ct), ("PET", case.pet)) if p is None]
+        raise CaseError([Problem(pid, str(case.ct or case.pet or ""), "missing_modality",
+                                 f"missing {' and '.join(missing)} image")])
+    for key in extra_channels:
+        if key not in case.extras:
+            errors.append(Problem(pid, str(case.ct), "missing_modality", f"missing extra channel {key}"))
+    images: dict[str, sitk.Image] = {}
+    for what, path in [("CT", case.ct), ("PET", case.pet), ("label", case.label)] + [
+            (k, case.extras[k]) for k in extra_channels if k in case.extras]:
+        if path is None:
+            continue
+        try:
+            images[what] = read_image(path, pid, what)
+        except CaseError as e:
+            errors += e.problems
+            continue
+        p = finite_problem(images[what], pid, path, what)
+        if p:
+            errors.append(p)
+    if errors:
+        raise CaseError(errors)
+    ct, pet = images["CT"], images["PET"]
+    ct_grid = Grid.of(ct)
+    if overlap_box(ct_grid, Grid.of(pet)).empty:
+        errors.append(Problem(pid, str(case.pet), "no_overlap",
+                              "PET and CT fields of view do not overlap in physical space"))
+    is_bqml, robust_max = pet_looks_like_bqml(pet, bqml_threshold)
+    if is_bqml:
+        if suv_factors is not None and pid in suv_factors.index:
+            f = suv_factors.loc[pid]
+            pet = bqml_to_suv(pet, float(f["Weight"]), float(f["InjectedDose_MBq"]), float(f["Delay_min"]))
+            warnings.append(Problem(pid, str(case.pet), "pet_units_bqml",
+                                    f"PET looked like Bq/mL (99.9th percentile {robust_max:.0f}); "
+                                    "converted to SUV with the supplied factors", WARNING))
+        else:
+            errors.append(Problem(pid, str(case.pet), "pet_units_bqml",
+                                  f"PET looks like Bq/mL, not SUV (99.9th percentile {robust_max:.0f} > "
+                                  f"{bqml_threshold:g}); give --suv-factors with weight, dose and delay "
+                                  "to convert it"))
+    label = images.get("label")
+    if label is not None:
+        values = np.unique(sitk.GetArrayViewFromImage(label))
+        extra = sorted(set(values.tolist()) - set(VALID_LABELS))
+        if extra:
+            errors.append(Problem(pid, str(case.label), "label_values",
+                                  f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn)"))
+        if not Grid.of(label).same_as(ct_grid):
+            warnings.append(Problem(pid, str(case.label), "label_grid",
+                                    f"label grid {Grid.of(label).size} @ {Grid.of(label).spacing} differs from "
+                                    f"the CT grid {ct_grid.size} @ {ct_grid.spacing}; resampled onto the CT "
+                                    "grid with nearest neighbour", WARNING))
+            label = resample(label, ct_grid, "nearest", 0)
+        label = sitk.Cast(label, sitk.sitkUInt8)
+        if not np.any(sitk.GetArrayViewFromImage(label) == 2) and not extra:
+            warnings.append(Problem(pid, str(case.label), "empty_gtvn", "no GTVn voxel in the label", WARNING))
+        if not np.any(sitk.GetArrayViewFromImage(label) == 1) and not extra:
+            warnings.append(Problem(pid, str(case.label), "empty_gtvp", "no GTVp voxel in the label", WARNING))
+    if errors:
+        raise CaseError(errors + warnings)
+    extras = {k: images[k] for k in extra_channels}
+    return LoadedCase(case, ct, pet, label, extras, warnings)

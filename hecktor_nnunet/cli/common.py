@@ -1,0 +1,18 @@
+"""Small helpers shared by the command-line modules."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """Log to stderr: warnings only under --quiet, debug under --verbose."""
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def fail(message: str, code: int = 2) -> int:
+    """Print an error for the user and return the exit status."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
