@@ -1,0 +1,70 @@
+"""``hecktor-evaluate``: challenge metrics for segmentation (seg), RFS (rfs) and HPV status (hpv)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from hecktor_nnunet.evaluate import EvaluationError, evaluate_hpv, evaluate_rfs, evaluate_segmentation
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="hecktor-evaluate", description=__doc__)
+    sub = ap.add_subparsers(dest="task", required=True)
+
+    seg = sub.add_parser("seg", help="Task 1: Dice, DSCagg, F1agg, HD95 per patient and centre")
+    seg.add_argument("--truth", required=True, help="release folder or folder of <ID>.nii.gz label maps")
+    seg.add_argument("--pred", required=True, action="append",
+                     help="folder of <ID>.nii.gz/.mha predictions; repeat to compare and rank runs")
+    seg.add_argument("-o", "--out", required=True, help="output folder")
+    seg.add_argument("-np", "--workers", type=int, default=1, help="parallel processes (default 1)")
+    seg.add_argument("--resample-nearest", action="store_true",
+                     help="resample predictions on another grid onto the truth grid (nearest neighbour)")
+    seg.add_argument("--missing-as-empty", action="store_true",
+                     help="score a missing prediction as empty (warning) instead of failing")
+    seg.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26),
+                     help="lesion connectivity for GTVn detection (default 26)")
+    seg.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+    seg.add_argument("--dask-scheduler", default=None, help="run on a Dask cluster (tcp://host:8786)")
+
+    for name, helptext in (("rfs", "Task 2: C-index, Uno's C, AUC(t), KM plot"),
+                           ("hpv", "Task 3: balanced accuracy, sensitivity, specificity, AUC, ROC")):
+        p = sub.add_parser(name, help=helptext)
+        p.add_argument("--truth", required=True, help="clinical CSV with the outcome columns")
+        p.add_argument("--pred", required=True,
+                       help="CSV PatientID,Prediction[,Probability], JSON {id: value} or folder of <ID>.json")
+        p.add_argument("-o", "--out", required=True, help="output folder")
+        p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
+        p.add_argument("--drop-nan", action="store_true", help="drop NaN predictions instead of failing")
+        if name == "rfs":
+            p.add_argument("--pred-is-time", action="store_true",
+                           help="predictions are times (higher = later relapse), not risks")
+    for p in sub.choices.values():
+        p.add_argument("--quiet", action="store_true", help="no progress bar, no printed table")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        if args.task == "seg":
+            evaluate_segmentation(truth=args.truth, preds=args.pred, out_dir=args.out, workers=args.workers,
+                                  resample_nearest=args.resample_nearest, missing_as_empty=args.missing_as_empty,
+                                  connectivity=args.connectivity, n_boot=args.n_boot, quiet=args.quiet,
+                                  dask_scheduler=args.dask_scheduler)
+        elif args.task == "rfs":
+            evaluate_rfs(truth_csv=args.truth, pred=args.pred, out_dir=args.out, pred_is_time=args.pred_is_time,
+                         n_boot=args.n_boot, drop_nan=args.drop_nan, quiet=args.quiet)
+        else:
+            evaluate_hpv(truth_csv=args.truth, pred=args.pred, out_dir=args.out, n_boot=args.n_boot,
+                         drop_nan=args.drop_nan, quiet=args.quiet)
+    except (EvaluationError, ValueError, FileNotFoundError) as e:
+        print(f"hecktor-evaluate {args.task}: error:\n{e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,275 @@
+"""Task 1 segmentation metrics on numpy label maps: Dice, volumes, HD95, lesion detection, ranking.
+
+Conventions (also in ``docs/readme_evaluate.md``):
+
+- Arrays are ``(z, y, x)`` as returned by ``sitk.GetArrayFromImage``; ``spacing`` is given in
+  the same axis order, in mm (``image.GetSpacing()[::-1]``).
+- Labels: 0 background, 1 GTVp, 2 GTVn.
+- Per-patient Dice when truth and prediction are both empty: NaN (reported, excluded from the
+  GTVp mean and counted as ``n_both_empty``). One side empty: Dice 0.
+- HD95: the larger of the two directed 95th percentiles of surface-to-surface distances (mm);
+  surfaces are the mask voxels with a 6-neighbour outside the mask; distances between voxel
+  centres in physical spacing. NaN when either side is empty; the reason is given by
+  :func:`hd95_status` (``"ok"``, ``"both_empty"``, ``"truth_empty"``, ``"pred_empty"``).
+- Lesions (GTVn) are connected components (connectivity 6, 18 or 26). A predicted lesion
+  detects a true lesion when their IoU > 0.3; matching is one-to-one, greedy by descending IoU
+  (ties broken by the smaller true then predicted component index). Unmatched true lesions are
+  FN, unmatched predicted lesions FP.
+- Aggregated Dice and F1 score 1.0 when their denominator is 0 (no GTVn anywhere).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Sequence
+
+import numpy as np
+from scipy import ndimage
+
+GTVP, GTVN = 1, 2
+CLASSES = {"gtvp": GTVP, "gtvn": GTVN}
+CONNECTIVITY_RANK = {6: 1, 18: 2, 26: 3}
+IOU_THRESHOLD = 0.3
+
+
+def _spacing(spacing: Sequence[float]) -> np.ndarray:
+    s = np.asarray(spacing, dtype=float).ravel()
+    if s.size != 3 or not np.all(s > 0):
+        raise ValueError(f"spacing must be 3 positive values (mm, z y x), got {spacing}")
+    return s
+
+
+def _pair(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t, p = np.asarray(truth).astype(bool), np.asarray(pred).astype(bool)
+    if t.shape != p.shape:
+        raise ValueError(f"truth and prediction shapes differ: {t.shape} vs {p.shape}")
+    return t, p
+
+
+def dice(truth: np.ndarray, pred: np.ndarray) -> float:
+    """Dice of two binary masks; NaN when both are empty, 0 when exactly one is."""
+    t, p = _pair(truth, pred)
+    denom = np.count_nonzero(t) + np.count_nonzero(p)
+    if denom == 0:
+        return float("nan")
+    return 2.0 * np.count_nonzero(t & p) / denom
+
+
+def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
+    """Volume of a binary mask in mL for voxel spacing in mm."""
+    return float(np.count_nonzero(mask) * np.prod(_spacing(spacing)) / 1000.0)
+
+
+def _crop_to(masks: Sequence[np.ndarray], pad: int = 1) -> tuple[np.ndarray, ...]:
+    """Crop masks to the padded bounding box of their union (padding is zero-filled)."""
+    union = np.logical_or.reduce(masks)
+    idx = np.nonzero(union.any(axis=(1, 2)))[0], np.nonzero(union.any(axis=(0, 2)))[0], np.nonzero(union.any(axis=(0, 1)))[0]
+    sl = tuple(slice(i[0], i[-1] + 1) for i in idx)
+    return tuple(np.pad(m[sl], pad) for m in masks)
+
+
+def _surface(mask: np.ndarray) -> np.ndarray:
+    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
+
+
+def hd95_status(truth: np.ndarray, pred: np.ndarray) -> str:
+    """Why :func:`hd95` is or is not defined: ``ok``, ``both_empty``, ``truth_empty``, ``pred_empty``."""
+    t_any, p_any = bool(np.any(truth)), bool(np.any(pred))
+    if t_any and p_any:
+        return "ok"
+    if not t_any and not p_any:
+        return "both_empty"
+    return "truth_empty" if not t_any else "pred_empty"
+
+
+def surface_distances(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Directed surface distances (mm): truth surface -> prediction surface, and back.
+
+    Both masks must be non-empty. Work is done on the bounding box of their union.
+    """
+    s = _spacing(spacing)
+    t, p = _pair(truth, pred)
+    if not t.any() or not p.any():
+        raise ValueError("surface_distances needs two non-empty masks")
+    t, p = _crop_to([t, p])
+    st, sp = _surface(t), _surface(p)
+    dt_to_p = ndimage.distance_transform_edt(~sp, sampling=s)
+    dt_to_t = ndimage.distance_transform_edt(~st, sampling=s)
+    return dt_to_p[st], dt_to_t[sp]
+
+
+def hd95(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float]) -> float:
+    """95th-percentile Hausdorff distance in mm; NaN when either mask is empty (see :func:`hd95_status`).
+
+    Defined as ``max(P95(d(truth -> pred)), P95(d(pred -> truth)))`` over surface voxels
+    (the MONAI convention; ``numpy.percentile`` with linear interpolation).
+    """
+    t, p = _pair(truth, pred)
+    if hd95_status(t, p) != "ok":
+        return float("nan")
+    a, b = surface_distances(t, p, spacing)
+    return float(max(np.percentile(a, 95), np.percentile(b, 95)))
+
+
+@dataclass(frozen=True)
+class LesionMatch:
+    """Lesion detection counts for one patient (or summed over patients)."""
+
+    tp: int
+    fp: int
+    fn: int
+    n_true: int
+    n_pred: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, int]:
+    """Connected components of a binary mask (``scipy.ndimage.label``); connectivity 6, 18 or 26."""
+    if connectivity not in CONNECTIVITY_RANK:
+        raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity}")
+    structure = ndimage.generate_binary_structure(3, CONNECTIVITY_RANK[connectivity])
+    lab, n = ndimage.label(np.asarray(mask, dtype=bool), structure=structure)
+    return lab, int(n)
+
+
+def match_lesions(truth: np.ndarray, pred: np.ndarray, connectivity: int = 26,
+                  iou_threshold: float = IOU_THRESHOLD) -> LesionMatch:
+    """One-to-one lesion matching by IoU (greedy by descending IoU, IoU strictly above threshold).
+
+    Parameters
+    ----------
+    truth, pred : ndarray of bool, shape (z, y, x)
+        Binary masks of one class (GTVn).
+    connectivity : {6, 18, 26}
+        Neighbourhood defining a lesion.
+    iou_threshold : float
+        A pair can match only when IoU > threshold.
+
+    Returns
+    -------
+    LesionMatch
+    """
+    t, p = _pair(truth, pred)
+    if not t.any() and not p.any():
+        return LesionMatch(0, 0, 0, 0, 0)
+    t, p = _crop_to([t, p])
+    lt, nt = components(t, connectivity)
+    lp, nps = components(p, connectivity)
+    if nt == 0 or nps == 0:
+        return LesionMatch(0, nps, nt, nt, nps)
+    size_t = np.bincount(lt.ravel(), minlength=nt + 1)
+    size_p = np.bincount(lp.ravel(), minlength=nps + 1)
+    both = (lt > 0) & (lp > 0)
+    inter = np.bincount(lt[both].astype(np.int64) * (nps + 1) + lp[both], minlength=(nt + 1) * (nps + 1))
+    inter = inter.reshape(nt + 1, nps + 1)[1:, 1:]
+    union = size_t[1:, None] + size_p[None, 1:] - inter
+    iou = inter / union
+    ti, pi = np.nonzero(iou > iou_threshold)
+    order = np.lexsort((pi, ti, -iou[ti, pi]))
+    used_t, used_p = set(), set()
+    tp = 0
+    for k in order:
+        a, b = int(ti[k]), int(pi[k])
+        if a in used_t or b in used_p:
+            continue
+        used_t.add(a)
+        used_p.add(b)
+        tp += 1
+    return LesionMatch(tp, nps - tp, nt - tp, nt, nps)
+
+
+def patient_metrics(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float], connectivity: int = 26,
+                    iou_threshold: float = IOU_THRESHOLD) -> dict:
+    """All per-patient metrics of one label-map pair.
+
+    Parameters
+    ----------
+    truth, pred : ndarray of int, shape (z, y, x)
+        Label maps with values in {0, 1, 2}.
+    spacing : sequence of 3 float
+        Voxel spacing in mm, (z, y, x).
+    connectivity : {6, 18, 26}
+        Lesion connectivity for GTVn detection.
+    iou_threshold : float
+        IoU above which a predicted lesion detects a true lesion.
+
+    Returns
+    -------
+    dict
+        For each class ``c`` in (gtvp, gtvn): ``c_dice``, ``c_hd95`` (mm), ``c_hd95_status``,
+        ``c_true_ml``, ``c_pred_ml``, ``c_inter_ml``; and for GTVn ``gtvn_tp``, ``gtvn_fp``,
+        ``gtvn_fn``, ``gtvn_n_true``, ``gtvn_n_pred`` (lesion counts).
+    """
+    truth, pred = np.asarray(truth), np.asarray(pred)
+    if truth.shape != pred.shape:
+        raise ValueError(f"truth and prediction shapes differ: {truth.shape} vs {pred.shape}")
+    voxel_ml = float(np.prod(_spacing(spacing))) / 1000.0
+    out: dict = {}
+    for name, value in CLASSES.items():
+        t, p = truth == value, pred == value
+        if t.any() or p.any():
+            t, p = _crop_to([t, p], pad=0)
+        nt, npred, ni = np.count_nonzero(t), np.count_nonzero(p), np.count_nonzero(t & p)
+        out[f"{name}_dice"] = float(2.0 * ni / (nt + npred)) if nt + npred else float("nan")
+        out[f"{name}_hd95_status"] = hd95_status(t, p)
+        out[f"{name}_hd95"] = hd95(t, p, spacing)
+        out[f"{name}_true_ml"] = float(nt * voxel_ml)
+        out[f"{name}_pred_ml"] = float(npred * voxel_ml)
+        out[f"{name}_inter_ml"] = float(ni * voxel_ml)
+        if value == GTVN:
+            m = match_lesions(t, p, connectivity, iou_threshold)
+            out.update({f"gtvn_{k}": v for k, v in m.to_dict().items()})
+    return out
+
+
+def aggregated_dice(inter: Sequence[float], true_vol: Sequence[float], pred_vol: Sequence[float]) -> float:
+    """DSCagg = 2 * sum(inter) / sum(true + pred) over patients; 1.0 when the denominator is 0.
+
+    Volumes in any consistent unit (mL here).
+    """
+    i, t, p = (np.asarray(a, dtype=float) for a in (inter, true_vol, pred_vol))
+    denom = t.sum() + p.sum()
+    return 1.0 if denom == 0 else float(2.0 * i.sum() / denom)
+
+
+def aggregated_f1(tp: Sequence[int], fp: Sequence[int], fn: Sequence[int]) -> float:
+    """F1agg = 2 TP / (2 TP + FP + FN) with counts summed over patients; 1.0 when no lesion anywhere."""
+    tp_, fp_, fn_ = (float(np.sum(a)) for a in (tp, fp, fn))
+    denom = 2 * tp_ + fp_ + fn_
+    return 1.0 if denom == 0 else 2 * tp_ / denom
+
+
+def borda_ranking(table, gtvp: str = "gtvp_dice_mean", dsc_agg: str = "gtvn_dsc_agg",
+                  f1_agg: str = "gtvn_f1_agg"):
+    """The challenge's Borda ranking of several runs (rank 1 = best).
+
+    ``rank_gtvp`` ranks the runs by mean GTVp Dice; ``rank_gtvn`` ranks the sum of the DSCagg
+    and F1agg ranks; ``final_rank`` ranks the sum of ``rank_gtvp`` and ``rank_gtvn``. Higher
+    metric = better; ties share the best rank (``method="min"``).
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        One row per run (index = run name) with the three metric columns.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The metrics plus ``rank_gtvp``, ``rank_dsc_agg``, ``rank_f1_agg``, ``rank_gtvn``,
+        ``borda_sum``, ``final_rank``; sorted by ``final_rank``.
+    """
+    for c in (gtvp, dsc_agg, f1_agg):
+        if c not in table.columns:
+            raise ValueError(f"borda_ranking: column {c!r} missing (have {list(table.columns)})")
+    out = table[[gtvp, dsc_agg, f1_agg]].copy()
+    out["rank_gtvp"] = out[gtvp].rank(ascending=False, method="min")
+    out["rank_dsc_agg"] = out[dsc_agg].rank(ascending=False, method="min")
+    out["rank_f1_agg"] = out[f1_agg].rank(ascending=False, method="min")
+    out["rank_gtvn"] = (out["rank_dsc_agg"] + out["rank_f1_agg"]).rank(ascending=True, method="min")
+    out["borda_sum"] = out["rank_gtvp"] + out["rank_gtvn"]
+    out["final_rank"] = out["borda_sum"].rank(ascending=True, method="min")
+    rank_cols = ["rank_gtvp", "rank_dsc_agg", "rank_f1_agg", "rank_gtvn", "borda_sum", "final_rank"]
+    out[rank_cols] = out[rank_cols].astype(int)
+    return out.sort_values(["final_rank", "borda_sum"])

@@ -1,0 +1,171 @@
+"""``hecktor-evaluate`` end to end on a tiny synthetic release: seg, rfs, hpv and their error paths."""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import SimpleITK as sitk
+from sklearn.metrics import balanced_accuracy_score
+
+from hecktor_nnunet.cli.evaluate import main
+from hecktor_nnunet.metrics.survival import concordance_index
+from hecktor_nnunet.synth import generate_release
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval") / "release"
+    oracle = generate_release(root, 8, seed=3, n_unlabelled=4)
+    return root, oracle
+
+
+def _labels(root: Path) -> dict[str, Path]:
+    return {p.name[:-7]: p for p in sorted((root / "Task 1").glob("*/*.nii.gz")) if "__" not in p.name}
+
+
+def _write_preds(root: Path, out: Path, shift: int = 0, suffix: str = ".nii.gz", drop: str | None = None) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for pid, path in _labels(root).items():
+        if pid == drop:
+            continue
+        img = sitk.ReadImage(str(path))
+        arr = np.roll(sitk.GetArrayFromImage(img), shift, axis=2)
+        o = sitk.GetImageFromArray(arr)
+        o.CopyInformation(img)
+        sitk.WriteImage(o, str(out / f"{pid}{suffix}"))
+    return out
+
+
+def test_seg_end_to_end_and_ranking(release, tmp_path, capsys):
+    root, _ = release
+    perfect = _write_preds(root, tmp_path / "perfect", suffix=".mha")
+    shift1 = _write_preds(root, tmp_path / "shift1", shift=1)
+    shift3 = _write_preds(root, tmp_path / "shift3", shift=3)
+    assert main(["seg", "--truth", str(root), "--pred", str(perfect), "-o", str(tmp_path / "e1"),
+                 "--n-boot", "50", "--quiet"]) == 0
+    s = json.loads((tmp_path / "e1" / "summary.json").read_text())
+    for k in ("gtvp_dice_mean", "gtvn_dsc_agg", "gtvn_f1_agg", "gtvp_hd95_median", "gtvn_hd95_median",
+              "n_patients", "per_centre", "ci"):
+        assert k in s
+    assert s["n_patients"] == 8
+    assert s["gtvp_dice_mean"] == 1.0 and s["gtvn_dsc_agg"] == 1.0 and s["gtvn_f1_agg"] == 1.0
+    assert s["gtvp_hd95_median"] == 0.0
+    per = pd.read_csv(tmp_path / "e1" / "per_patient.csv")
+    assert len(per) == 8 and set(per["centre"]) == set(s["per_centre"])
+    assert (tmp_path / "e1" / "dice_per_centre.png").stat().st_size > 1000
+
+    assert main(["seg", "--truth", str(root), "--pred", str(shift3), "--pred", str(perfect), "--pred", str(shift1),
+                 "-o", str(tmp_path / "e3"), "--n-boot", "20", "-np", "2"]) == 0
+    printed = capsys.readouterr().out
+    assert "Borda" in printed
+    ranking = pd.read_csv(tmp_path / "e3" / "ranking.csv")
+    assert ranking["run"].tolist() == ["perfect", "shift1", "shift3"]
+    assert ranking["final_rank"].tolist() == [1, 2, 3]
+    runs = json.loads((tmp_path / "e3" / "summary.json").read_text())["runs"]
+    assert runs["shift1"]["gtvp_dice_mean"] > runs["shift3"]["gtvp_dice_mean"]
+    # shifting by 1 voxel along x: HD95 is one x-spacing
+    spacing_x = sitk.ReadImage(str(next(iter(_labels(root).values())))).GetSpacing()[0]
+    assert runs["shift1"]["gtvp_hd95_median"] == pytest.approx(spacing_x)
+    # per-patient Dice agrees with the single-run evaluation of the same folder
+    assert (tmp_path / "e3" / "shift1" / "per_patient.csv").is_file()
+
+
+def test_seg_grid_mismatch(release, tmp_path, capsys):
+    root, _ = release
+    pred = _write_preds(root, tmp_path / "p")
+    pid = sorted(_labels(root))[0]
+    img = sitk.ReadImage(str(pred / f"{pid}.nii.gz"))
+    img.SetOrigin([o + 4.0 for o in img.GetOrigin()])
+    sitk.WriteImage(img, str(pred / f"{pid}.nii.gz"))
+    assert main(["seg", "--truth", str(root), "--pred", str(pred), "-o", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert pid in err and f"{pid}.nii.gz" in err and "grid" in err and "--resample-nearest" in err
+    assert main(["seg", "--truth", str(root), "--pred", str(pred), "-o", str(tmp_path / "o"), "--quiet",
+                 "--resample-nearest", "--n-boot", "10"]) == 0
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert any("resampled" in w for w in s["warnings"])
+
+
+def test_seg_bad_label_and_missing_patient(release, tmp_path, capsys):
+    root, _ = release
+    pred = _write_preds(root, tmp_path / "p")
+    pid = sorted(_labels(root))[1]
+    img = sitk.ReadImage(str(pred / f"{pid}.nii.gz"))
+    arr = sitk.GetArrayFromImage(img)
+    arr[0, 0, 0] = 3
+    bad = sitk.GetImageFromArray(arr)
+    bad.CopyInformation(img)
+    sitk.WriteImage(bad, str(pred / f"{pid}.nii.gz"))
+    assert main(["seg", "--truth", str(root), "--pred", str(pred), "-o", str(tmp_path / "o"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert pid in err and "outside {0, 1, 2}" in err and "[3]" in err
+
+    missing = sorted(_labels(root))[2]
+    pred2 = _write_preds(root, tmp_path / "p2", drop=missing)
+    assert main(["seg", "--truth", str(root), "--pred", str(pred2), "-o", str(tmp_path / "o2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert missing in err and "no prediction" in err
+    assert main(["seg", "--truth", str(root), "--pred", str(pred2), "-o", str(tmp_path / "o2"), "--quiet",
+                 "--missing-as-empty", "--n-boot", "10"]) == 0
+    per = pd.read_csv(tmp_path / "o2" / "per_patient.csv").set_index("patient_id")
+    assert per.loc[missing, "gtvp_dice"] == 0.0 and per.loc[missing, "gtvp_pred_ml"] == 0.0
+
+    extra = _write_preds(root, tmp_path / "p3")
+    shutil.copy(extra / f"{missing}.nii.gz", extra / "CHUM-999.nii.gz")
+    assert main(["seg", "--truth", str(root), "--pred", str(extra), "-o", str(tmp_path / "o3"), "--quiet"]) == 2
+    assert "CHUM-999" in capsys.readouterr().err
+
+
+def test_rfs(release, tmp_path, capsys):
+    root, oracle = release
+    truth = root / "Task 2" / "HECKTOR_2025_Training_Task_2.csv"
+    clin = pd.read_csv(truth)
+    preds = oracle[["PatientID", "true_risk"]].rename(columns={"true_risk": "Prediction"})
+    preds.to_csv(tmp_path / "rfs.csv", index=False)
+    assert main(["rfs", "--truth", str(truth), "--pred", str(tmp_path / "rfs.csv"), "-o", str(tmp_path / "r"),
+                 "--n-boot", "50", "--quiet"]) == 0
+    s = json.loads((tmp_path / "r" / "summary.json").read_text())
+    j = clin.merge(preds, on="PatientID").dropna(subset=["RFS", "Relapse"])
+    assert s["c_index"] == pytest.approx(concordance_index(j["RFS"], j["Relapse"], j["Prediction"]))
+    assert s["n_patients"] == len(j)
+    assert s["c_index_ci"][0] <= s["c_index"] <= s["c_index_ci"][1]
+    assert set(s["td_auc"]) == {"730", "1095"}
+    assert (tmp_path / "r" / "km_risk_groups.png").is_file()
+    # same predictions as JSON dict and as a folder of per-patient JSON, read as times (sign flips)
+    (tmp_path / "rfs.json").write_text(json.dumps(dict(zip(preds.PatientID, preds.Prediction))))
+    folder = tmp_path / "rfs_dir"
+    folder.mkdir()
+    for pid, v in zip(preds.PatientID, preds.Prediction):
+        (folder / f"{pid}.json").write_text(json.dumps(-v))
+    for src, extra in ((tmp_path / "rfs.json", []), (folder, ["--pred-is-time"])):
+        assert main(["rfs", "--truth", str(truth), "--pred", str(src), "-o", str(tmp_path / "r2"),
+                     "--n-boot", "10", "--quiet", *extra]) == 0
+        assert json.loads((tmp_path / "r2" / "summary.json").read_text())["c_index"] == pytest.approx(s["c_index"])
+    # NaN prediction: error naming the patient
+    preds.loc[0, "Prediction"] = np.nan
+    preds.to_csv(tmp_path / "nan.csv", index=False)
+    assert main(["rfs", "--truth", str(truth), "--pred", str(tmp_path / "nan.csv"), "-o", str(tmp_path / "r3")]) == 2
+    assert preds.PatientID[0] in capsys.readouterr().err
+
+
+def test_hpv(release, tmp_path):
+    root, oracle = release
+    truth = root / "Task 3" / "HECKTOR_2025_Training_Task_3.csv"
+    prob = oracle["hpv_prob"].to_numpy()
+    preds = pd.DataFrame({"PatientID": oracle.PatientID, "Prediction": (prob > 0.5).astype(int), "Probability": prob})
+    preds.to_csv(tmp_path / "hpv.csv", index=False)
+    assert main(["hpv", "--truth", str(truth), "--pred", str(tmp_path / "hpv.csv"), "-o", str(tmp_path / "h"),
+                 "--n-boot", "50", "--quiet"]) == 0
+    s = json.loads((tmp_path / "h" / "summary.json").read_text())
+    clin = pd.read_csv(truth).merge(preds, on="PatientID").dropna(subset=["HPV Status"])
+    assert s["balanced_accuracy"] == pytest.approx(balanced_accuracy_score(clin["HPV Status"], clin["Prediction"]))
+    assert s["n_patients"] == len(clin)
+    assert s["n_excluded_missing_truth"] == len(preds) - len(clin)
+    assert s["auc"] is not None and (tmp_path / "h" / "roc.png").is_file()
+    preds["Prediction"] = prob
+    preds.to_csv(tmp_path / "bad.csv", index=False)
+    assert main(["hpv", "--truth", str(truth), "--pred", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "h2"),
+                 "--quiet"]) == 2
