@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 import hecktor_nnunet
 from hecktor_nnunet.atomic_io import write_image, write_json, write_table
-from hecktor_nnunet.checks import load_case, read_suv_factors
+from hecktor_nnunet.checks import label_counts, load_case, read_suv_factors
 from hecktor_nnunet.dataset_conversion.cropping import choose_box
 from hecktor_nnunet.dataset_conversion.dataset_json import build_dataset_json
 from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
@@ -84,8 +84,8 @@ def convert_loaded(loaded, settings: ConversionSettings, images_dir: Path, label
         files.append(path.name)
     survival = {}
     if label_out is not None:
-        orig = np.bincount(sitk.GetArrayViewFromImage(loaded.label).ravel(), minlength=3)
-        kept = np.bincount(sitk.GetArrayViewFromImage(label_out).ravel(), minlength=3)
+        orig = label_counts(sitk.GetArrayViewFromImage(loaded.label))
+        kept = label_counts(sitk.GetArrayViewFromImage(label_out))
         for value, name in ((1, "GTVp"), (2, "GTVn")):
             v0 = orig[value] * voxel_volume_ml(ct_grid)
             v1 = kept[value] * voxel_volume_ml(out_grid)

@@ -28,6 +28,18 @@ F18_HALF_LIFE_MIN = 109.77
 BQML_THRESHOLD = 200.0
 
 
+def label_values_outside(arr: np.ndarray) -> list[int]:
+    """Label values other than 0, 1, 2 (cheap when there are none: one min/max pass)."""
+    if arr.min() >= 0 and arr.max() <= 2:
+        return []
+    return sorted(set(np.unique(arr[(arr < 0) | (arr > 2)]).tolist()))
+
+
+def label_counts(arr: np.ndarray) -> dict[int, int]:
+    """Voxel counts of labels 1 and 2."""
+    return {v: int(np.count_nonzero(arr == v)) for v in (1, 2)}
+
+
 @dataclass
 class LoadedCase:
     """A case's images after checks: CT, PET and label (on the CT grid) plus extras."""
@@ -149,22 +161,23 @@ def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_chan
                                   "to convert it"))
     label = images.get("label")
     if label is not None:
-        values = np.unique(sitk.GetArrayViewFromImage(label))
-        extra = sorted(set(values.tolist()) - set(VALID_LABELS))
-        if extra:
-            errors.append(Problem(pid, str(case.label), "label_values",
-                                  f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn)"))
+        extra = label_values_outside(sitk.GetArrayViewFromImage(label))
         if not Grid.of(label).same_as(ct_grid):
             warnings.append(Problem(pid, str(case.label), "label_grid",
                                     f"label grid {Grid.of(label).size} @ {Grid.of(label).spacing} differs from "
                                     f"the CT grid {ct_grid.size} @ {ct_grid.spacing}; resampled onto the CT "
                                     "grid with nearest neighbour", WARNING))
             label = resample(label, ct_grid, "nearest", 0)
-        label = sitk.Cast(label, sitk.sitkUInt8)
-        if not np.any(sitk.GetArrayViewFromImage(label) == 2) and not extra:
-            warnings.append(Problem(pid, str(case.label), "empty_gtvn", "no GTVn voxel in the label", WARNING))
-        if not np.any(sitk.GetArrayViewFromImage(label) == 1) and not extra:
-            warnings.append(Problem(pid, str(case.label), "empty_gtvp", "no GTVp voxel in the label", WARNING))
+        if extra:
+            errors.append(Problem(pid, str(case.label), "label_values",
+                                  f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn)"))
+        else:
+            label = sitk.Cast(label, sitk.sitkUInt8)
+            counts = label_counts(sitk.GetArrayViewFromImage(label))
+            for value, name in ((1, "GTVp"), (2, "GTVn")):
+                if counts[value] == 0:
+                    warnings.append(Problem(pid, str(case.label), f"empty_{name.lower()}",
+                                            f"no {name} voxel in the label", WARNING))
     if errors:
         raise CaseError(errors + warnings)
     extras = {k: images[k] for k in extra_channels}

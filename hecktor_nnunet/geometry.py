@@ -157,12 +157,17 @@ class IndexBox:
 
 
 def bounding_box(mask: np.ndarray) -> IndexBox | None:
-    """Index box (x, y, z order) of the non-zero voxels of a ``(z, y, x)`` array, or None."""
-    nz = np.nonzero(mask)
-    if len(nz[0]) == 0:
-        return None
-    lo = [int(nz[a].min()) for a in (2, 1, 0)]
-    hi = [int(nz[a].max()) + 1 for a in (2, 1, 0)]
+    """Index box (x, y, z order) of the non-zero voxels of a ``(z, y, x)`` array, or None.
+
+    Uses axis projections (no full ``np.nonzero``): fast on 512x512x200 label maps.
+    """
+    lo, hi = [0, 0, 0], [0, 0, 0]
+    for arr_axis, idx_axis in ((0, 2), (1, 1), (2, 0)):
+        other = tuple(a for a in range(3) if a != arr_axis)
+        hits = np.flatnonzero(np.any(mask, axis=other))
+        if len(hits) == 0:
+            return None
+        lo[idx_axis], hi[idx_axis] = int(hits[0]), int(hits[-1]) + 1
     return IndexBox.from_bounds(lo, hi)
 
 

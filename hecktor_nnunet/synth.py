@@ -316,7 +316,7 @@ def _clinical_row(pid: str, centre: str, p: Patient, weight: float, rng: np.rand
 
 
 def _draw_outcomes(clinical: pd.DataFrame, orc: pd.DataFrame, rng: np.random.Generator) -> None:
-    z = lambda v: (v - v.mean()) / (v.std() + 1e-9)  # noqa: E731
+    z = lambda v: (v - v.mean()) / (v.std(ddof=0) + 1e-9)  # noqa: E731
     risk = (0.8 * z(np.log(orc["tumour_volume_ml"])) + 0.6 * z(orc["tumour_suv"])
             - 0.9 * orc["hpv"] + 0.3 * z(orc["age"]))
     orc["true_risk"] = risk
