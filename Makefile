@@ -34,7 +34,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/augmentation.py
-	$(BIN)/python benchmarks/radiomics.py
+	$(BIN)/python benchmarks/radiomics_extraction.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info

@@ -45,6 +45,7 @@ def parallel_map(
     """
     items = list(items)
     bar = tqdm(total=len(items), desc=desc, disable=quiet, unit="case")
+    client = None
     try:
         if dask_scheduler is not None:
             from distributed import Client  # imported lazily: optional dependency
@@ -52,7 +53,6 @@ def parallel_map(
             client = Client(dask_scheduler)
             ctx: Any = parallel_config(backend="dask", wait_for_workers_timeout=60)
         else:
-            client = None
             ctx = nullcontext()
         with ctx:
             if workers <= 1 and dask_scheduler is None:
@@ -65,7 +65,7 @@ def parallel_map(
             for result in results:
                 bar.update(1)
                 yield result
-        if client is not None:
-            client.close()
     finally:
         bar.close()
+        if client is not None:
+            client.close()

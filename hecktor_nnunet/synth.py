@@ -106,7 +106,7 @@ class Patient:
         return gtvp, gtvn & ~gtvp
 
 
-def _draw_patient(pid: str, centre: str, rng: np.random.Generator, fov_top: float) -> Patient:
+def draw_patient(pid: str, centre: str, rng: np.random.Generator, fov_top: float) -> Patient:
     top = fov_top - rng.uniform(10, 30)
     cx, cy = rng.normal(0, 4), rng.normal(0, 4)
     tr = tuple(float(v) for v in rng.uniform(8, 22, size=3))
@@ -250,7 +250,7 @@ def generate_release(
         pet_fov = np.asarray(spec.pet_size) * np.asarray(spec.pet_spacing)
         pet_origin = np.array([-pet_fov[0] / 2, -pet_fov[1] / 2, -pet_fov[2] + prng.uniform(-15, 20)])
         pet_origin += prng.normal(0, 4, size=3)
-        p = _draw_patient(pid, centre, prng, fov_top=0.0)
+        p = draw_patient(pid, centre, prng, fov_top=0.0)
         kind = bad_of.get(pid)
         if kind == "empty_gtvn":
             p.nodes = []
@@ -284,13 +284,13 @@ def generate_release(
         # SimpleITK's NIfTI reader turns NaN into 0, so a NaN CT is only visible in MetaImage
         _write_patient(out, layout, pid, pid in labelled, ct_img, pet_img, lab_img,
                        write_pet=kind != "missing_pet", ct_suffix=".mha" if kind == "nan_ct" else ".nii.gz")
-        rows.append(_clinical_row(pid, centre, p, weight, prng))
+        rows.append(clinical_row(pid, centre, p, weight, prng))
         oracle_rows.append({"PatientID": pid, "tumour_volume_ml": tumour_ml, "tumour_suv": p.tumour_suv,
                             "n_nodes": len(p.nodes), "age": p.age, "hpv": p.hpv, "hpv_prob": p.hpv_prob,
                             "labelled": pid in labelled, "bad": kind or ""})
     clinical = pd.DataFrame(rows)
     orc = pd.DataFrame(oracle_rows)
-    _draw_outcomes(clinical, orc, rng)
+    draw_outcomes(clinical, orc, rng)
     _write_tables(out, layout, clinical, labelled)
     oracle = Path(oracle) if oracle else out.parent / f"{out.name}_oracle.csv"
     write_table(orc, oracle)
@@ -299,7 +299,7 @@ def generate_release(
     return orc
 
 
-def _clinical_row(pid: str, centre: str, p: Patient, weight: float, rng: np.random.Generator) -> dict:
+def clinical_row(pid: str, centre: str, p: Patient, weight: float, rng: np.random.Generator) -> dict:
     def maybe(v, p_missing=0.08):
         return np.nan if rng.uniform() < p_missing else v
 
@@ -315,7 +315,7 @@ def _clinical_row(pid: str, centre: str, p: Patient, weight: float, rng: np.rand
     }
 
 
-def _draw_outcomes(clinical: pd.DataFrame, orc: pd.DataFrame, rng: np.random.Generator) -> None:
+def draw_outcomes(clinical: pd.DataFrame, orc: pd.DataFrame, rng: np.random.Generator) -> None:
     z = lambda v: (v - v.mean()) / (v.std(ddof=0) + 1e-9)  # noqa: E731
     risk = (0.8 * z(np.log(orc["tumour_volume_ml"])) + 0.6 * z(orc["tumour_suv"])
             - 0.9 * orc["hpv"] + 0.3 * z(orc["age"]))

@@ -1,0 +1,48 @@
+"""``hecktor-radiomics``: PET/CT radiomics and PET descriptors of GTVp, GTVn, GTV (and a shell) per patient."""
+
+from __future__ import annotations
+
+import argparse
+
+from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.problems import ERROR, Problem, format_report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="hecktor-radiomics", description=__doc__)
+    ap.add_argument("--release", required=True, help="release folder (any layout hecktor-convert reads)")
+    ap.add_argument("--masks", required=True, help="folder of label maps <ID>.nii.gz on the CT grid")
+    ap.add_argument("-o", "--out", required=True, help="features table (.parquet or .csv)")
+    ap.add_argument("-np", "--workers", type=int, default=1, help="processes (default 1)")
+    ap.add_argument("--params-pet", help="PyRadiomics params YAML for PET (default: shipped params/pet.yaml)")
+    ap.add_argument("--params-ct", help="PyRadiomics params YAML for CT (default: shipped params/ct.yaml)")
+    ap.add_argument("--regions", nargs="+", default=["GTVp", "GTVn", "GTV"], choices=["GTVp", "GTVn", "GTV"])
+    ap.add_argument("--shell-mm", type=float, help="add a peritumoral shell region of this width (mm)")
+    ap.add_argument("--min-volume-ml", type=float, help="regions below this volume (mL) are flagged tiny")
+    ap.add_argument("--cache", help="per-patient cache folder (an interrupted run resumes from it)")
+    ap.add_argument("--dask-scheduler", help="run on a Dask cluster at this address (tcp://host:8786)")
+    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--verbose", action="store_true")
+    a = ap.parse_args(argv)
+    setup_logging(a.quiet, a.verbose)
+    from hecktor_nnunet.prognosis.radiomics import MIN_VOLUME_ML, extract_features
+
+    try:
+        df = extract_features(release_root=a.release, masks_dir=a.masks, out=a.out, workers=a.workers,
+                              params_pet=a.params_pet, params_ct=a.params_ct, regions=tuple(a.regions),
+                              shell_mm=a.shell_mm, cache_dir=a.cache, dask_scheduler=a.dask_scheduler,
+                              quiet=a.quiet, min_volume_ml=a.min_volume_ml or MIN_VOLUME_ML)
+    except (FileNotFoundError, ValueError) as e:
+        return fail(str(e))
+    meta = df.attrs["radiomics"]
+    problems = [Problem(**p) for p in meta["problems"]]
+    if problems:
+        print(format_report(problems))
+    if not a.quiet:
+        print(f"wrote {len(df)} patient(s) x {df.shape[1] - 1} columns to {a.out} "
+              f"(params hash {meta['params_hash']})")
+    return 1 if any(p.severity == ERROR for p in problems) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,230 @@
+"""The model folder: save, load, explain and predict.
+
+A model folder holds::
+
+    prognosis.json            task, model name, settings, chosen hyper-parameters, input columns,
+                              selected features, HPV threshold, params hash, library versions
+    model.json                the xgboost booster (xgb models), or
+    model.joblib              the fitted scikit-survival pipeline (baselines; bound to library versions)
+    cv_report.json            cross-validation report (when the model was cross-validated)
+    feature_importance.csv    gain and mean |SHAP| per selected feature (xgb models)
+    feature_importance.png
+    km_risk_groups.png        rfs: Kaplan-Meier of low/high risk (out-of-fold when cross-validated)
+    roc.png                   hpv: ROC curve (out-of-fold when cross-validated)
+
+:func:`predict` refuses feature tables whose radiomics columns or params hash differ from the model's.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hecktor_nnunet.atomic_io import atomic_path, write_json, write_table
+from hecktor_nnunet.prognosis.features import model_inputs, radiomics_columns
+from hecktor_nnunet.prognosis.models import (FeatureSelector, PrognosisModel, XGBHPVClassifier,
+                                             XGBSurvival)
+
+log = logging.getLogger(__name__)
+
+MODEL_INFO = "prognosis.json"
+FORMAT_VERSION = 1
+
+
+class ModelMismatchError(ValueError):
+    """A feature table does not match the model (columns or params hash)."""
+
+
+def versions() -> dict[str, str]:
+    """Versions of the libraries a model depends on."""
+    import sklearn
+    import sksurv
+    import xgboost
+
+    import hecktor_nnunet
+
+    return {"hecktor_nnunet": hecktor_nnunet.__version__, "xgboost": xgboost.__version__,
+            "scikit-learn": sklearn.__version__, "scikit-survival": sksurv.__version__,
+            "numpy": np.__version__, "pandas": pd.__version__}
+
+
+def save_model(model: PrognosisModel, folder: str | Path, *, radiomics_columns: list[str], params_hash: str | None,
+               cv_report: dict | None = None) -> Path:
+    """Write a fitted model into ``folder`` (created; existing files replaced atomically).
+
+    Parameters
+    ----------
+    model : PrognosisModel
+        Fitted.
+    radiomics_columns : list of str
+        All radiomics columns of the training features table (a table to predict must have exactly these).
+    params_hash : str or None
+        The features table's extraction hash (None for clinical-only models).
+    cv_report : dict, optional
+        Written as ``cv_report.json``.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    est = model.estimator_
+    if isinstance(est, (XGBSurvival, XGBHPVClassifier)):
+        with atomic_path(folder / "model.json") as tmp:
+            est.booster_.save_model(str(tmp))
+        file = "model.json"
+    else:
+        import joblib
+
+        with atomic_path(folder / "model.joblib") as tmp:
+            joblib.dump(est, tmp)
+        file = "model.joblib"
+    info = {"format": FORMAT_VERSION, "task": model.task, "model": model.model, "settings": model.get_params(),
+            "best_params": model.best_params_, "search": model.search_, "model_file": file,
+            "feature_names_in": model.feature_names_in_, "selected_features": model.selected_features_,
+            "radiomics_columns": list(radiomics_columns), "params_hash": params_hash,
+            "threshold": getattr(est, "threshold_", None), "versions": versions()}
+    write_json(info, folder / MODEL_INFO)
+    if cv_report is not None:
+        write_json(cv_report, folder / "cv_report.json")
+    return folder
+
+
+def load_model(folder: str | Path) -> tuple[PrognosisModel, dict]:
+    """Read a model folder back into a fitted :class:`PrognosisModel` and its info dict."""
+    folder = Path(folder)
+    path = folder / MODEL_INFO
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a model folder (no {MODEL_INFO})")
+    info = json.loads(path.read_text())
+    model = PrognosisModel(**info["settings"])
+    model.feature_names_in_ = info["feature_names_in"]
+    model.best_params_, model.search_ = info["best_params"], info["search"]
+    selector = FeatureSelector(k=model.k_features)
+    selector.selected_ = info["selected_features"]
+    selector.feature_names_in_ = info["feature_names_in"]
+    model.selector_ = selector
+    if info["model_file"] == "model.json":
+        import xgboost as xgb
+
+        cls = XGBSurvival if info["task"] == "rfs" else XGBHPVClassifier
+        est = cls(**info["best_params"])
+        est.booster_ = xgb.Booster(model_file=str(folder / "model.json"))
+        est.feature_names_in_ = info["selected_features"]
+        if info["task"] == "hpv":
+            est.threshold_ = float(info["threshold"])
+    else:
+        import joblib
+
+        est = joblib.load(folder / info["model_file"])
+    model.estimator_ = est
+    return model, info
+
+
+def feature_importance(model: PrognosisModel, X: pd.DataFrame) -> pd.DataFrame | None:
+    """Gain and mean |SHAP| (xgboost ``pred_contribs``) per selected feature; None for non-xgb models.
+
+    Returns
+    -------
+    DataFrame or None
+        Columns ``feature, gain, mean_abs_shap``, sorted by ``mean_abs_shap`` (descending).
+    """
+    est = model.estimator_
+    if not isinstance(est, (XGBSurvival, XGBHPVClassifier)):
+        return None
+    gain = est.booster_.get_score(importance_type="gain")
+    contribs = est.booster_.predict(est.dmatrix(model.selector_.transform(X)), pred_contribs=True)
+    shap = np.abs(contribs[:, :-1]).mean(axis=0)  # last column is the bias
+    df = pd.DataFrame({"feature": est.feature_names_in_,
+                       "gain": [float(gain.get(f, 0.0)) for f in est.feature_names_in_],
+                       "mean_abs_shap": shap})
+    return df.sort_values("mean_abs_shap", ascending=False).reset_index(drop=True)
+
+
+def importance_plot(importance: pd.DataFrame, path: str | Path, top: int = 20, title: str = "") -> None:
+    """Horizontal bar chart of the ``top`` features by mean |SHAP|."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = importance.head(top).iloc[::-1]
+    fig, ax = plt.subplots(figsize=(7, 0.3 * len(d) + 1.2))
+    ax.barh(d["feature"], d["mean_abs_shap"], color="tab:blue")
+    ax.set_xlabel("mean |SHAP| (model output units)")
+    ax.set_title(title or "Feature importance")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
+    plt.close(fig)
+
+
+def check_table(info: dict, features: pd.DataFrame | None, meta: dict) -> None:
+    """Raise :class:`ModelMismatchError` when a features table was not made like the training one."""
+    expected = info["radiomics_columns"]
+    if not expected:
+        return
+    if features is None:
+        raise ModelMismatchError("this model uses radiomics features: give the features table it was trained with")
+    got = radiomics_columns(features)
+    missing = [c for c in expected if c not in set(got)]
+    extra = [c for c in got if c not in set(expected)]
+    if missing or extra:
+        raise ModelMismatchError(
+            f"feature table columns do not match the model: {len(missing)} missing (e.g. {missing[:3]}), "
+            f"{len(extra)} unexpected (e.g. {extra[:3]}); extract features with the model's params files "
+            "and regions")
+    if info.get("params_hash") and meta.get("params_hash") != info["params_hash"]:
+        raise ModelMismatchError(
+            f"feature table params hash {meta.get('params_hash')!r} differs from the model's "
+            f"{info['params_hash']!r}: the features were extracted with other settings")
+
+
+def predict(model_dir: str | Path, features: pd.DataFrame | None, meta: dict, out_csv: str | Path,
+            clinical: pd.DataFrame | None = None, json_dir: str | Path | None = None) -> pd.DataFrame:
+    """Predict every patient of a features table and write the challenge formats.
+
+    Parameters
+    ----------
+    model_dir : path
+        A folder written by :func:`save_model`.
+    features : DataFrame or None
+        Features table (from :func:`hecktor_nnunet.prognosis.radiomics.read_features`), None for a
+        clinical-only model.
+    meta : dict
+        The table's metadata (params hash).
+    out_csv : path
+        ``PatientID,Prediction`` (rfs: risk, higher = earlier relapse; hpv: 0/1 and a
+        ``Probability`` column of P(HPV+)).
+    clinical : DataFrame, optional
+        Clinical table in the schema, when the model uses clinical variables.
+    json_dir : path, optional
+        One ``<PatientID>.json`` per patient holding the container output (rfs: a float; hpv: 0 or 1).
+    """
+    model, info = load_model(model_dir)
+    check_table(info, features, meta)
+    X = model_inputs(features, clinical, info["task"], use_radiomics=bool(info["radiomics_columns"]))
+    if clinical is not None:
+        # a clinical variable absent from this table (e.g. HPV status in a container's ehr.json) is
+        # missing for every patient: NaN, as missing values were in training
+        absent = [c for c in model.feature_names_in_ if c.startswith("CLIN_") and c not in X.columns]
+        if absent:
+            log.warning("clinical table lacks %s: treated as missing for every patient", absent)
+            X = X.assign(**{c: np.nan for c in absent})
+    missing = [c for c in model.feature_names_in_ if c not in X.columns]
+    if missing:
+        raise ModelMismatchError(f"inputs lack column(s) the model was trained with: {missing[:5]}"
+                                 + (" (give the clinical table with --clinical)" if any(
+                                     c.startswith("CLIN_") for c in missing) else ""))
+    X = X[model.feature_names_in_]
+    if info["task"] == "rfs":
+        out = pd.DataFrame({"PatientID": X.index, "Prediction": model.predict(X)})
+    else:
+        out = pd.DataFrame({"PatientID": X.index, "Prediction": model.predict(X).astype(int),
+                            "Probability": model.predict_proba(X)[:, 1]})
+    write_table(out, out_csv)
+    if json_dir is not None:
+        for pid, value in zip(out["PatientID"], out["Prediction"]):
+            write_json(float(value) if info["task"] == "rfs" else int(value), Path(json_dir) / f"{pid}.json")
+    log.info("predicted %d patient(s) -> %s", len(out), out_csv)
+    return out

@@ -1,0 +1,103 @@
+"""hecktor-prognosis train / cv / predict end to end, and the refusal of mismatched feature tables."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hecktor_nnunet.cli.prognosis import main
+from hecktor_nnunet.clinical import normalise_table
+from hecktor_nnunet.metrics.survival import concordance_index
+from hecktor_nnunet.prognosis.artifacts import ModelMismatchError, load_model, predict
+from hecktor_nnunet.prognosis.features import model_inputs
+from hecktor_nnunet.prognosis.radiomics import read_features, write_features
+
+HASH = "0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def tables(sim_cohort, tmp_path_factory):
+    feat, clin, _ = sim_cohort
+    d = tmp_path_factory.mktemp("prog_cli")
+    write_features(feat.iloc[:300], d / "features.parquet", {"params_hash": HASH})
+    clin.iloc[:300].to_csv(d / "clinical.csv", index=False)
+    return d
+
+
+@pytest.fixture(scope="module")
+def rfs_model(tables):
+    out = tables / "models" / "rfs"
+    assert main(["--quiet", "train", "rfs", "--features", str(tables / "features.parquet"),
+                 "--clinical", str(tables / "clinical.csv"), "-o", str(out), "--no-cv"]) == 0
+    return out
+
+
+def test_train_rfs_writes_model_folder(rfs_model):
+    names = {p.name for p in rfs_model.iterdir()}
+    assert {"model.json", "prognosis.json", "feature_importance.csv", "feature_importance.png",
+            "km_risk_groups.png"} <= names
+    info = json.loads((rfs_model / "prognosis.json").read_text())
+    assert info["params_hash"] == HASH and info["task"] == "rfs" and "xgboost" in info["versions"]
+    imp = pd.read_csv(rfs_model / "feature_importance.csv")
+    assert set(imp["feature"]) == set(info["selected_features"]) and (imp["mean_abs_shap"] >= 0).all()
+
+
+def test_predict_rfs_csv_and_json(rfs_model, tables, tmp_path):
+    out = tmp_path / "preds.csv"
+    assert main(["--quiet", "predict", "--model", str(rfs_model), "--features", str(tables / "features.parquet"),
+                 "--clinical", str(tables / "clinical.csv"), "-o", str(out), "--json-dir", str(tmp_path / "js")]) == 0
+    preds = pd.read_csv(out)
+    assert list(preds.columns) == ["PatientID", "Prediction"] and len(preds) == 300
+    one = json.loads((tmp_path / "js" / f"{preds.PatientID[0]}.json").read_text())
+    assert isinstance(one, float) and one == pytest.approx(preds.Prediction[0], rel=1e-6)
+    # the loaded model gives the same risks as the predictions file, and they carry the planted signal
+    model, _ = load_model(rfs_model)
+    feat, _ = read_features(tables / "features.parquet")
+    clin = normalise_table(pd.read_csv(tables / "clinical.csv"))[0]
+    X = model_inputs(feat, clin, "rfs")[model.feature_names_in_]
+    np.testing.assert_allclose(model.predict(X), preds.set_index("PatientID").loc[X.index, "Prediction"], rtol=1e-5)
+    truth = clin.set_index("PatientID").loc[X.index]
+    assert concordance_index(truth["RFS"], truth["Relapse"], model.predict(X)) > 0.7
+
+
+def test_predict_refuses_mismatched_tables(rfs_model, tables, tmp_path, capsys):
+    feat, meta = read_features(tables / "features.parquet")
+    clin = normalise_table(pd.read_csv(tables / "clinical.csv"))[0]
+    with pytest.raises(ModelMismatchError, match="columns do not match"):
+        predict(rfs_model, feat.drop(columns=["PET_GTVp_SUVmax"]), meta, tmp_path / "p.csv", clinical=clin)
+    with pytest.raises(ModelMismatchError, match="params hash"):
+        predict(rfs_model, feat, {"params_hash": "ffffffffffffffff"}, tmp_path / "p.csv", clinical=clin)
+    other = tmp_path / "other.parquet"
+    write_features(feat.assign(PET_GTVp_NewFeature=1.0), other, meta)
+    rc = main(["predict", "--model", str(rfs_model), "--features", str(other), "--clinical",
+               str(tables / "clinical.csv"), "-o", str(tmp_path / "p.csv")])
+    assert rc == 2 and "PET_GTVp_NewFeature" in capsys.readouterr().err
+    assert not (tmp_path / "p.csv").exists()
+
+
+def test_cv_and_train_hpv(tables, tmp_path):
+    cv_dir = tmp_path / "cv"
+    assert main(["--quiet", "cv", "rfs", "--features", str(tables / "features.parquet"), "--clinical",
+                 str(tables / "clinical.csv"), "-o", str(cv_dir), "--repeats", "1", "--folds", "3",
+                 "--bootstrap", "50", "--model", "coxnet"]) == 0
+    report = json.loads((cv_dir / "cv_report.json").read_text())
+    assert 0.6 < report["c_index"] < 1 and len(report["folds"]) == 3 and report["model"] == "coxnet"
+    assert (cv_dir / "km_risk_groups.png").is_file() and (cv_dir / "oof_predictions.csv").is_file()
+
+    out = tmp_path / "hpv"
+    assert main(["--quiet", "train", "hpv", "--features", str(tables / "features.parquet"), "--clinical",
+                 str(tables / "clinical.csv"), "-o", str(out), "--cv", "loco", "--bootstrap", "50"]) == 0
+    report = json.loads((out / "cv_report.json").read_text())
+    assert report["cv"] == "loco" and len(report["folds"]) == 7 and 0 <= report["balanced_accuracy"] <= 1
+    assert (out / "roc.png").is_file()
+    info = json.loads((out / "prognosis.json").read_text())
+    assert "CLIN_HPV" not in info["feature_names_in"]            # the target is never an input
+    preds = tmp_path / "hpv.csv"
+    assert main(["--quiet", "predict", "--model", str(out), "--features", str(tables / "features.parquet"),
+                 "--clinical", str(tables / "clinical.csv"), "-o", str(preds), "--json-dir", str(tmp_path / "js")]) == 0
+    p = pd.read_csv(preds)
+    assert list(p.columns) == ["PatientID", "Prediction", "Probability"]
+    assert set(p.Prediction) <= {0, 1} and p.Probability.between(0, 1).all()
+    np.testing.assert_array_equal(p.Prediction, (p.Probability >= info["threshold"]).astype(int))
+    assert json.loads((tmp_path / "js" / f"{p.PatientID[0]}.json").read_text()) in (0, 1)
