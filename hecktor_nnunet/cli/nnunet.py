@@ -1,0 +1,100 @@
+"""``hecktor-nnunet``: nnU-Net environment, the HECKTOR trainer list, post-processing selection.
+
+    eval "$(hecktor-nnunet env)"          # export nnUNet_extTrainer=<trainers folder>; checks nnUNet_* paths
+    hecktor-nnunet trainers [--names]     # every trainer, what it changes and why
+    hecktor-nnunet postprocess-select -d 500 -tr nnUNetTrainerHecktorFocalPETAug -f 0 1 2 3 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.training.registry import RECOMMENDED, TRAINERS_DIR, format_table, trainer_names
+
+NNUNET_PATHS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
+
+
+def env_lines() -> tuple[list[str], list[str]]:
+    """Shell lines to ``eval`` and warnings about the nnU-Net path variables."""
+    current = [p for p in os.environ.get("nnUNet_extTrainer", "").split(os.pathsep) if p]
+    paths = current if str(TRAINERS_DIR) in current else current + [str(TRAINERS_DIR)]
+    lines = [f"export nnUNet_extTrainer={shlex.quote(os.pathsep.join(paths))}"]
+    warnings = []
+    for var in NNUNET_PATHS:
+        value = os.environ.get(var)
+        if not value:
+            warnings.append(f"warning: {var} is not set (nnU-Net needs it; export {var}=/path/to/folder)")
+        elif not Path(value).is_dir():
+            warnings.append(f"warning: {var}={value} is not an existing folder")
+    return lines, warnings
+
+
+def select_postprocessing(dataset: str, trainer: str, plans: str, configuration: str, folds: list[str],
+                          truth_dir: str | None) -> dict:
+    """Choose post-processing on the validation folds; store it and the conversion settings with the model."""
+    from hecktor_nnunet.predict import model_folder, save_conversion_settings
+    from hecktor_nnunet.training.postprocessing import select_for_model
+
+    folder = model_folder(dataset, trainer, plans, configuration)
+    if truth_dir is None:
+        pre = os.environ.get("nnUNet_preprocessed")
+        if not pre:
+            raise ValueError("nnUNet_preprocessed is not set; pass --truth (converted-space labels)")
+        truth_dir = str(Path(pre) / folder.parent.name / "gt_segmentations")
+    result = select_for_model(folder, folds, truth_dir)
+    try:
+        save_conversion_settings(folder)
+    except RuntimeError as e:  # ModelError: settings unknown here; prediction will look in nnUNet_raw
+        print(f"warning: {e}", file=sys.stderr)
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="hecktor-nnunet", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    sub.add_parser("env", help="print `export nnUNet_extTrainer=...` for eval; check nnUNet_* paths")
+    tr = sub.add_parser("trainers", help="list the HECKTOR trainers")
+    tr.add_argument("--names", action="store_true", help="only the class names, one per line")
+    tr.add_argument("--markdown", action="store_true", help="a markdown table")
+    pp = sub.add_parser("postprocess-select", help="choose post-processing on validation folds")
+    pp.add_argument("-d", "--dataset", required=True)
+    pp.add_argument("-tr", "--trainer", default=RECOMMENDED)
+    pp.add_argument("-p", "--plans", default="nnUNetPlans")
+    pp.add_argument("-c", "--configuration", default="3d_fullres")
+    pp.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
+    pp.add_argument("--truth", default=None,
+                    help="ground truth in converted space (default $nnUNet_preprocessed/DatasetXXX/gt_segmentations)")
+    pp.add_argument("--quiet", action="store_true")
+    a = ap.parse_args(argv)
+    if a.command == "env":
+        lines, warnings = env_lines()
+        for w in warnings:
+            print(w, file=sys.stderr)
+        print("\n".join(lines))
+        return 0
+    if a.command == "trainers":
+        print("\n".join(trainer_names()) if a.names else format_table(markdown=a.markdown))
+        return 0
+    setup_logging(a.quiet)
+    try:
+        result = select_postprocessing(a.dataset, a.trainer, a.plans, a.configuration, a.folds, a.truth)
+    except (RuntimeError, ValueError, FileNotFoundError) as e:
+        return fail(str(e))
+    best = next(c for c in result["candidates"]
+                if c["keep_largest_gtvp"] == result["setting"]["keep_largest_gtvp"]
+                and c["min_gtvn_ml"] == result["setting"]["min_gtvn_ml"])
+    if not a.quiet:
+        print(f"chosen on {result['n_cases']} validation case(s): {result['setting']} "
+              f"(GTVp Dice {best['gtvp_dice']:.3f}, GTVn DSCagg {best['gtvn_dsc_agg']:.3f}, "
+              f"F1agg {best['gtvn_f1_agg']:.3f})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,281 @@
+"""Release (or plain / Grand Challenge folder) -> label maps on each patient's original CT grid.
+
+Steps, each one function: find and check the model -> convert the inputs with the settings the
+training dataset was converted with -> nnU-Net's predictor (any folds, ensembled) ->
+post-processing saved with the model -> restore onto the original CT grids.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from hecktor_nnunet.atomic_io import write_image, write_json
+from hecktor_nnunet.problems import ERROR, format_report
+from hecktor_nnunet.release import read_release
+from hecktor_nnunet.training.postprocessing import Postprocessing, apply_postprocessing, load_postprocessing
+from hecktor_nnunet.training.registry import TRAINERS_DIR
+
+log = logging.getLogger(__name__)
+
+SETTINGS_FILE = "hecktor_conversion_settings.json"
+MANIFEST = "conversion_manifest.json"
+GC_OUTPUT = Path("images") / "tumor-lymph-node-segmentation" / "output.mha"
+
+
+class ModelError(RuntimeError):
+    """The trained model is missing, incomplete or inconsistent."""
+
+
+def model_folder(dataset: str | int, trainer: str, plans: str = "nnUNetPlans",
+                 configuration: str = "3d_fullres", results_dir: str | Path | None = None) -> Path:
+    """``$nnUNet_results/DatasetXXX_NAME/TRAINER__PLANS__CONFIG`` of a trained model.
+
+    Raises
+    ------
+    ModelError
+        If ``nnUNet_results`` is unset, the dataset is unknown or the folder does not exist
+        (the message lists the trained models that do exist for the dataset).
+    """
+    results = Path(results_dir or os.environ.get("nnUNet_results") or "")
+    if not str(results) or not results.is_dir():
+        raise ModelError("nnUNet_results is not set or not a folder; run `eval \"$(hecktor-nnunet env)\"` "
+                         "or pass --results")
+    name = _dataset_folder(results, dataset)
+    folder = results / name / f"{trainer}__{plans}__{configuration}"
+    if not folder.is_dir():
+        existing = sorted(p.name for p in (results / name).iterdir() if p.is_dir())
+        raise ModelError(f"no trained model {folder}; models for {name}: {existing or 'none'}")
+    return folder
+
+
+def _dataset_folder(results: Path, dataset: str | int) -> str:
+    ds = str(dataset)
+    if ds.startswith("Dataset") and (results / ds).is_dir():
+        return ds
+    if ds.isdigit():
+        matches = sorted(p.name for p in results.glob(f"Dataset{int(ds):03d}_*") if p.is_dir())
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise ModelError(f"several datasets with id {ds} in {results}: {matches}")
+    raise ModelError(f"dataset {dataset!r} not found in {results}")
+
+
+def check_model(folder: Path, folds: Sequence[int | str], checkpoint: str = "checkpoint_final.pth") -> dict:
+    """Check that every fold's checkpoint exists and was trained with the folder's plans.
+
+    Returns the model's dataset.json.
+
+    Raises
+    ------
+    ModelError
+        Missing ``plans.json``/``dataset.json``/checkpoint, or a checkpoint whose plans differ from
+        ``plans.json`` (architecture, patch size, spacing or normalisation).
+    """
+    import torch
+
+    for f in ("plans.json", "dataset.json"):
+        if not (folder / f).is_file():
+            raise ModelError(f"{folder / f} is missing; the model folder is incomplete")
+    plans = json.loads((folder / "plans.json").read_text())
+    for fold in folds:
+        ckpt = folder / f"fold_{fold}" / checkpoint
+        if not ckpt.is_file():
+            available = sorted(p.parent.name for p in folder.glob(f"fold_*/{checkpoint}"))
+            raise ModelError(f"checkpoint {ckpt} not found; folds with {checkpoint}: {available or 'none'}")
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
+        config = saved["init_args"]["configuration"]
+        trained = saved["init_args"]["plans"]["configurations"].get(config, {})
+        current = plans["configurations"].get(config, {})
+        for key in ("architecture", "patch_size", "spacing", "normalization_schemes"):
+            if trained.get(key) != current.get(key):
+                raise ModelError(f"{ckpt} was trained with different plans than {folder / 'plans.json'} "
+                                 f"({key!r} differs); restore the model folder's plans.json")
+    return json.loads((folder / "dataset.json").read_text())
+
+
+def conversion_settings(folder: Path, raw_dir: str | Path | None = None):
+    """The :class:`ConversionSettings` the model's training dataset was converted with.
+
+    Looked up in the model folder (``hecktor_conversion_settings.json``, written by
+    ``hecktor-nnunet postprocess-select``) and then in ``$nnUNet_raw/<dataset>/conversion_manifest.json``.
+    """
+    from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
+
+    local = folder / SETTINGS_FILE
+    if local.is_file():
+        return ConversionSettings.from_dict(json.loads(local.read_text()))
+    raw = Path(raw_dir or os.environ.get("nnUNet_raw") or "")
+    manifest = raw / folder.parent.name / MANIFEST
+    if str(raw) and manifest.is_file():
+        return ConversionSettings.from_dict(json.loads(manifest.read_text())["settings"])
+    raise ModelError(f"cannot tell how the training data were converted: neither {local} nor {manifest} exists. "
+                     "Run `hecktor-nnunet postprocess-select` on the training machine (it stores the settings "
+                     "with the model) or set nnUNet_raw")
+
+
+def save_conversion_settings(folder: Path, raw_dir: str | Path | None = None) -> Path:
+    """Copy the dataset's conversion settings into the model folder (self-contained deployment)."""
+    settings = conversion_settings(folder, raw_dir)
+    path = folder / SETTINGS_FILE
+    write_json(settings.to_dict(), path)
+    return path
+
+
+def _check_channels(dataset_json: dict, settings, folder: Path) -> None:
+    n_model = len(dataset_json["channel_names"])
+    if n_model != len(settings.channels):
+        raise ModelError(f"the model in {folder} expects {n_model} input channel(s) but the conversion settings "
+                         f"give {len(settings.channels)} ({list(settings.channels)}); wrong model or settings")
+
+
+def _resolve_device(device: str):
+    import torch
+
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("device 'cuda' requested but no CUDA GPU is available; use --device cpu")
+    return torch.device(device)
+
+
+@contextlib.contextmanager
+def hecktor_trainers_findable() -> Iterator[None]:
+    """Within the block, ``nnUNet_extTrainer`` includes the HECKTOR trainers folder."""
+    old = os.environ.get("nnUNet_extTrainer")
+    paths = [p for p in (old or "").split(os.pathsep) if p]
+    if str(TRAINERS_DIR) not in paths:
+        os.environ["nnUNet_extTrainer"] = os.pathsep.join(paths + [str(TRAINERS_DIR)])
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("nnUNet_extTrainer", None)
+        else:
+            os.environ["nnUNet_extTrainer"] = old
+
+
+def run_nnunet(folder: Path, images_dir: Path, out_dir: Path, folds: Sequence[int | str], *, device: str = "auto",
+               checkpoint: str = "checkpoint_final.pth", step_size: float = 0.5, mirroring: bool = True,
+               workers: int = 1, quiet: bool = False) -> None:
+    """nnU-Net's predictor on a folder of ``<ID>_XXXX.nii.gz`` images; ensembles ``folds``.
+
+    The HECKTOR trainers folder is added to ``nnUNet_extTrainer`` while the model is loaded (nnU-Net
+    rebuilds the network from the trainer class named in the checkpoint).
+    """
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
+    dev = _resolve_device(device)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=mirroring,
+                                perform_everything_on_device=dev.type == "cuda", device=dev,
+                                verbose=False, verbose_preprocessing=False, allow_tqdm=not quiet)
+    with hecktor_trainers_findable():
+        predictor.initialize_from_trained_model_folder(str(folder), [f if f == "all" else int(f) for f in folds],
+                                                       checkpoint)
+    if dev.type == "cpu" or workers <= 1:
+        predictor.predict_from_files_sequential(str(images_dir), str(out_dir), save_probabilities=False,
+                                                overwrite=True)
+    else:
+        predictor.predict_from_files(str(images_dir), str(out_dir), save_probabilities=False, overwrite=True,
+                                     num_processes_preprocessing=workers, num_processes_segmentation_export=workers)
+
+
+def postprocess_folder(pred_dir: Path, out_dir: Path, setting: Postprocessing) -> None:
+    """Apply ``setting`` to every ``*.nii.gz`` label map of ``pred_dir`` into ``out_dir``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for p in sorted(pred_dir.glob("*.nii.gz")):
+        img = sitk.ReadImage(str(p))
+        arr = apply_postprocessing(sitk.GetArrayFromImage(img), img.GetSpacing(), setting)
+        out = sitk.GetImageFromArray(arr.astype(np.uint8))
+        out.CopyInformation(img)
+        write_image(out, out_dir / p.name)
+
+
+def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int, trainer: str,
+            plans: str = "nnUNetPlans", configuration: str = "3d_fullres", folds: Sequence[int | str] = (0,),
+            device: str = "auto", checkpoint: str = "checkpoint_final.pth", fmt: str = "nii.gz",
+            layout: str | None = None, postprocess: bool = True, gc_output: bool = False,
+            step_size: float = 0.5, mirroring: bool = True, workers: int = 1, results_dir: str | Path | None = None,
+            raw_dir: str | Path | None = None, keep_work: str | Path | None = None, quiet: bool = False) -> list[Path]:
+    """Segment every case of ``input_dir`` and write label maps on each patient's original CT grid.
+
+    Parameters
+    ----------
+    input_dir : path
+        A release (2025/2022 layout), a folder of ``<ID>__CT.nii.gz``/``<ID>__PT.nii.gz``, or a
+        Grand Challenge ``[input/]images/{ct,pet}/*.mha`` folder.
+    output_dir : path
+        Receives ``<PatientID>.<fmt>`` (0 background, 1 GTVp, 2 GTVn), or with ``gc_output``
+        ``images/tumor-lymph-node-segmentation/output.mha`` (one case only).
+    dataset, trainer, plans, configuration, folds, checkpoint
+        Which trained model (``$nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG/fold_F``); several
+        folds are ensembled (softmax average).
+    device : {"auto", "cpu", "cuda"}
+    fmt : {"nii.gz", "mha"}
+    postprocess : bool
+        Apply the post-processing saved with the model (``hecktor-nnunet postprocess-select``).
+    keep_work : path, optional
+        Keep the converted images and raw predictions there (default: a temporary folder).
+
+    Returns
+    -------
+    list of Path
+        The written label maps.
+    """
+    from hecktor_nnunet.dataset_conversion.convert import convert_images
+    from hecktor_nnunet.dataset_conversion.restore import restore_predictions
+
+    t0 = time.perf_counter()
+    folder = model_folder(dataset, trainer, plans, configuration, results_dir)
+    dataset_json = check_model(folder, folds, checkpoint)
+    settings = conversion_settings(folder, raw_dir)
+    _check_channels(dataset_json, settings, folder)
+    release = read_release(input_dir, layout)
+    errors = [p for p in release.problems if p.severity == ERROR]
+    if errors:
+        raise ValueError(f"cannot predict {input_dir}:\n{format_report(errors)}")
+    if not release.cases:
+        raise ValueError(f"no cases (CT + PET) found in {input_dir} (layout {release.layout})")
+    if gc_output and len(release.cases) != 1:
+        raise ValueError(f"--gc-output writes one output.mha, but {input_dir} holds {len(release.cases)} cases")
+    setting = load_postprocessing(folder) if postprocess else None
+
+    work_ctx = tempfile.TemporaryDirectory(prefix="hecktor_predict_") if keep_work is None else None
+    work = Path(keep_work) if keep_work is not None else Path(work_ctx.name)
+    try:
+        images, raw_pred, pp_pred = work / "images", work / "pred_converted", work / "pred_postprocessed"
+        manifest = convert_images(release.cases, images, settings, workers=workers, quiet=quiet)
+        if manifest["failed"]:
+            raise ValueError(f"conversion failed for {sorted(manifest['failed'])}: {manifest['failed']}")
+        run_nnunet(folder, images, raw_pred, folds, device=device, checkpoint=checkpoint, step_size=step_size,
+                   mirroring=mirroring, workers=workers, quiet=quiet)
+        if setting is not None and not setting.is_identity:
+            postprocess_folder(raw_pred, pp_pred, setting)
+        else:
+            pp_pred = raw_pred
+        out_dir = Path(output_dir)
+        if gc_output:
+            restored = restore_predictions(pp_pred, manifest, work / "restored", fmt="mha", quiet=quiet)
+            target = out_dir / GC_OUTPUT
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_image(sitk.ReadImage(str(restored[0])), target)
+            written = [target]
+        else:
+            written = restore_predictions(pp_pred, manifest, out_dir, fmt=fmt, quiet=quiet)
+    finally:
+        if work_ctx is not None:
+            work_ctx.cleanup()
+    log.info("predicted %d case(s) with %s folds %s in %.1f s (post-processing: %s)", len(written), folder.name,
+             list(folds), time.perf_counter() - t0, setting)
+    return written

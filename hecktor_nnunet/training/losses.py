@@ -1,0 +1,181 @@
+"""Segmentation losses the HECKTOR trainers compose (focal, Tversky, focal-Tversky).
+
+Every loss takes raw network logits ``(b, c, x, y[, z])`` and the target nnU-Net's data loader
+produces: a label map ``(b, 1, ...)`` for plain labels (softmax outputs) or a one-hot region
+stack ``(b, c, ...)`` for region-based training (sigmoid outputs). Deep supervision is added by
+:func:`wrap_deep_supervision` with nnU-Net's own weighting, in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnunetv2.training.loss.compound_losses import DC_and_BCE_loss, DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss, get_tp_fp_fn_tn
+from nnunetv2.training.loss.robust_ce_loss import RobustCrossEntropyLoss
+from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+LOSSES = ("dice_ce", "dice_ce_focal", "tversky", "focal_tversky")
+
+
+class FocalLoss(nn.Module):
+    """Focal loss (Lin et al. 2017): cross-entropy down-weighted on easy voxels by ``(1 - p_t)^gamma``.
+
+    Parameters
+    ----------
+    gamma : float
+        Focusing exponent (0 gives plain cross-entropy).
+    regions : bool
+        Sigmoid (one-hot region target) instead of softmax (label-map target).
+    """
+
+    def __init__(self, gamma: float = 2.0, regions: bool = False) -> None:
+        super().__init__()
+        self.gamma = float(gamma)
+        self.regions = regions
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.regions:
+            t = target.to(logits.dtype)
+            log_pt = -nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none")
+        else:
+            log_p = torch.log_softmax(logits, dim=1)
+            log_pt = log_p.gather(1, target.long())
+        pt = log_pt.exp()
+        return (-(1.0 - pt).pow(self.gamma) * log_pt).mean()
+
+
+class TverskyLoss(nn.Module):
+    """(Focal-)Tversky loss: ``mean_c (1 - TI_c)^exponent``, ``TI = TP / (TP + alpha FP + beta FN)``.
+
+    ``beta > alpha`` penalises false negatives more than false positives (recall over precision),
+    ``exponent < 1`` is the focal-Tversky loss of Abraham & Khan (2019) (1/gamma with gamma 4/3).
+
+    Parameters
+    ----------
+    alpha, beta : float
+        Weights of false positives and false negatives.
+    exponent : float
+        1 for plain Tversky, < 1 for focal-Tversky.
+    regions : bool
+        Sigmoid outputs and one-hot region targets (all channels are foreground); otherwise softmax
+        outputs and the background channel is left out.
+    batch_dice : bool
+        Sum TP/FP/FN over the batch (nnU-Net's ``batch_dice``) instead of per sample.
+    smooth : float
+        Added to numerator and denominator.
+    """
+
+    def __init__(self, alpha: float = 0.3, beta: float = 0.7, exponent: float = 1.0, regions: bool = False,
+                 batch_dice: bool = False, smooth: float = 1e-5) -> None:
+        super().__init__()
+        self.alpha, self.beta, self.exponent = float(alpha), float(beta), float(exponent)
+        self.regions, self.batch_dice, self.smooth = regions, batch_dice, float(smooth)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        probs = torch.sigmoid(logits) if self.regions else torch.softmax(logits, dim=1)
+        axes = ([0] if self.batch_dice else []) + list(range(2, logits.ndim))
+        tp, fp, fn, _ = get_tp_fp_fn_tn(probs, target, axes=axes)
+        if not self.regions:  # background channel out, as nnU-Net's Dice with do_bg=False
+            tp, fp, fn = tp[..., 1:], fp[..., 1:], fn[..., 1:]
+        ti = (tp + self.smooth) / (tp + self.alpha * fp + self.beta * fn + self.smooth)
+        return (1.0 - ti).clamp_min(0).pow(self.exponent).mean()
+
+
+class SumOfLosses(nn.Module):
+    """Weighted sum of losses that share the ``(logits, target)`` signature."""
+
+    def __init__(self, terms: Sequence[tuple[float, nn.Module]]) -> None:
+        super().__init__()
+        self.weights = [float(w) for w, _ in terms]
+        self.terms = nn.ModuleList([m for _, m in terms])
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return sum(w * m(logits, target) for w, m in zip(self.weights, self.terms))
+
+
+class _LabelCE(nn.Module):
+    """Cross-entropy on a ``(b, 1, ...)`` label-map target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ce = RobustCrossEntropyLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.ce(logits, target[:, 0])
+
+
+class _RegionBCE(nn.Module):
+    """Binary cross-entropy on a one-hot region target."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bce = nn.BCEWithLogitsLoss()
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.bce(logits, target.to(logits.dtype))
+
+
+def build_loss(name: str, label_manager: LabelManager, *, batch_dice: bool, ddp: bool = False,
+               focal_gamma: float = 2.0, tversky_alpha: float = 0.3, tversky_beta: float = 0.7,
+               focal_tversky_exponent: float = 0.75) -> nn.Module:
+    """The loss called ``name`` for this dataset's labels or regions (without deep supervision).
+
+    Parameters
+    ----------
+    name : {"dice_ce", "dice_ce_focal", "tversky", "focal_tversky"}
+        ``dice_ce`` is nnU-Net's default; the others add a focal term or replace Dice by
+        (focal-)Tversky weighted toward recall (``tversky_beta > tversky_alpha``); each keeps
+        cross-entropy for stable early training.
+    label_manager : LabelManager
+        Decides softmax/labels vs sigmoid/regions.
+    batch_dice : bool
+        From the plans configuration.
+
+    Raises
+    ------
+    NotImplementedError
+        For datasets with an ignore label (HECKTOR has none; nnU-Net's masking is not reproduced).
+    ValueError
+        For an unknown name.
+    """
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+    if label_manager.has_ignore_label:
+        raise NotImplementedError(
+            f"loss {name!r} does not support an ignore label (dataset has ignore label "
+            f"{label_manager.ignore_label}); use nnU-Net's default trainer for partially annotated data")
+    regions = label_manager.has_regions
+    dice_kwargs = {"batch_dice": batch_dice, "smooth": 1e-5, "do_bg": regions, "ddp": ddp}
+    if regions:
+        dice_ce = DC_and_BCE_loss({}, dice_kwargs, dice_class=MemoryEfficientSoftDiceLoss)
+    else:
+        dice_ce = DC_and_CE_loss(dice_kwargs, {}, weight_ce=1, weight_dice=1, dice_class=MemoryEfficientSoftDiceLoss)
+    if name == "dice_ce":
+        return dice_ce
+    if name == "dice_ce_focal":
+        return SumOfLosses([(1.0, dice_ce), (1.0, FocalLoss(focal_gamma, regions=regions))])
+    exponent = 1.0 if name == "tversky" else focal_tversky_exponent
+    tversky = TverskyLoss(tversky_alpha, tversky_beta, exponent, regions=regions, batch_dice=batch_dice)
+    return SumOfLosses([(1.0, tversky), (1.0, _RegionBCE() if regions else _LabelCE())])
+
+
+def deep_supervision_weights(n_outputs: int, *, ddp_without_compile: bool = False) -> np.ndarray:
+    """nnU-Net's deep-supervision weights: halved per level, lowest level off, normalised to sum 1.
+
+    Under DDP without torch.compile nnU-Net gives the lowest level 1e-6 instead of 0 (unused
+    parameters would otherwise crash DDP); the same rule is kept here.
+    """
+    weights = np.array([1 / (2 ** i) for i in range(n_outputs)])
+    weights[-1] = 1e-6 if ddp_without_compile else 0
+    return weights / weights.sum()
+
+
+def wrap_deep_supervision(loss: nn.Module, n_outputs: int, *, ddp_without_compile: bool = False) -> nn.Module:
+    """Apply ``loss`` to each deep-supervision output with :func:`deep_supervision_weights`."""
+    return DeepSupervisionWrapper(loss, deep_supervision_weights(n_outputs, ddp_without_compile=ddp_without_compile))

@@ -1,0 +1,211 @@
+"""Post-processing of label maps, chosen on validation folds and saved with the model.
+
+Two options, both targeting the challenge metrics: keep only the largest GTVp component (one
+primary tumour per patient), and remove GTVn components smaller than a volume (mL; spurious
+specks are false-positive lesions that lower GTVn F1agg). The setting is chosen by a grid search
+over nnU-Net's validation predictions of the given folds against the ground truth, scoring the
+mean of GTVp Dice, GTVn DSCagg and GTVn F1agg (:mod:`hecktor_nnunet.metrics.segmentation`).
+Ties keep the simpler setting (no post-processing first).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+import SimpleITK as sitk
+
+from hecktor_nnunet.atomic_io import write_json
+from hecktor_nnunet.metrics.segmentation import (GTVN, GTVP, aggregated_dice, aggregated_f1, components,
+                                                 match_lesions)
+
+log = logging.getLogger(__name__)
+
+POSTPROCESSING_FILE = "hecktor_postprocessing.json"
+DEFAULT_GTVN_THRESHOLDS_ML = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+CONNECTIVITY = 26
+
+
+@dataclass(frozen=True)
+class Postprocessing:
+    """One post-processing setting.
+
+    Parameters
+    ----------
+    keep_largest_gtvp : bool
+        Keep only the largest connected GTVp component (others become background).
+    min_gtvn_ml : float
+        Remove GTVn components smaller than this volume (mL); 0 keeps all.
+    """
+
+    keep_largest_gtvp: bool = False
+    min_gtvn_ml: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Postprocessing":
+        return cls(bool(d["keep_largest_gtvp"]), float(d["min_gtvn_ml"]))
+
+    @property
+    def is_identity(self) -> bool:
+        return not self.keep_largest_gtvp and self.min_gtvn_ml <= 0
+
+
+def apply_postprocessing(label: np.ndarray, spacing: Sequence[float], setting: Postprocessing) -> np.ndarray:
+    """Apply ``setting`` to a label map (0/1/2); returns a new array.
+
+    Parameters
+    ----------
+    label : ndarray of int, shape (z, y, x)
+    spacing : sequence of 3 float
+        Voxel spacing in mm, any axis order (only the voxel volume is used).
+    """
+    out = np.array(label, copy=True)
+    if setting.keep_largest_gtvp:
+        lab, n = components(out == GTVP, CONNECTIVITY)
+        if n > 1:
+            sizes = np.bincount(lab.ravel())[1:]
+            out[(lab > 0) & (lab != int(np.argmax(sizes)) + 1)] = 0
+    if setting.min_gtvn_ml > 0:
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        lab, n = components(out == GTVN, CONNECTIVITY)
+        if n:
+            sizes_ml = np.bincount(lab.ravel())[1:] * voxel_ml
+            small = np.flatnonzero(sizes_ml < setting.min_gtvn_ml) + 1
+            out[np.isin(lab, small)] = 0
+    return out
+
+
+def score(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
+    """GTVp mean Dice, GTVn DSCagg and F1agg over (truth, prediction) label-map pairs, and their mean.
+
+    GTVp Dice of a patient with neither truth nor prediction is left out of the mean (NaN rule of
+    :mod:`hecktor_nnunet.metrics.segmentation`).
+    """
+    dices, inter, tvol, pvol, tp, fp, fn = [], [], [], [], [], [], []
+    for truth, pred in pairs:
+        t, p = truth == GTVP, pred == GTVP
+        denom = np.count_nonzero(t) + np.count_nonzero(p)
+        if denom:
+            dices.append(2.0 * np.count_nonzero(t & p) / denom)
+        tn, pn = truth == GTVN, pred == GTVN
+        inter.append(np.count_nonzero(tn & pn))
+        tvol.append(np.count_nonzero(tn))
+        pvol.append(np.count_nonzero(pn))
+        m = match_lesions(tn, pn, CONNECTIVITY)
+        tp.append(m.tp)
+        fp.append(m.fp)
+        fn.append(m.fn)
+    gtvp = float(np.mean(dices)) if dices else 1.0
+    dsc_agg, f1_agg = aggregated_dice(inter, tvol, pvol), aggregated_f1(tp, fp, fn)
+    return {"gtvp_dice": gtvp, "gtvn_dsc_agg": dsc_agg, "gtvn_f1_agg": f1_agg,
+            "mean": float(np.mean([gtvp, dsc_agg, f1_agg]))}
+
+
+def candidates(gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML) -> list[Postprocessing]:
+    """The grid searched, identity first."""
+    thresholds = sorted({0.0, *(float(t) for t in gtvn_thresholds_ml)})
+    return [Postprocessing(k, t) for k, t in itertools.product((False, True), thresholds)]
+
+
+def select_postprocessing(cases: Sequence[tuple[np.ndarray, np.ndarray, Sequence[float]]],
+                          gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML
+                          ) -> tuple[Postprocessing, list[dict]]:
+    """Grid search over :func:`candidates`; returns the best setting and every candidate's scores.
+
+    Parameters
+    ----------
+    cases : sequence of (truth, prediction, spacing)
+        Label maps (z, y, x) and voxel spacing (mm).
+
+    Returns
+    -------
+    best : Postprocessing
+        Highest ``mean`` score; the earliest (simplest) candidate on ties.
+    table : list of dict
+        One row per candidate: the setting and its scores.
+    """
+    if not cases:
+        raise ValueError("no validation cases to choose post-processing from")
+    table, best, best_score = [], None, -np.inf
+    for cand in candidates(gtvn_thresholds_ml):
+        s = score((truth, apply_postprocessing(pred, sp, cand)) for truth, pred, sp in cases)
+        table.append({**cand.to_dict(), **s})
+        if s["mean"] > best_score + 1e-12:
+            best, best_score = cand, s["mean"]
+    return best, table
+
+
+def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
+    img = sitk.ReadImage(str(path))
+    return sitk.GetArrayFromImage(img), img.GetSpacing()[::-1]
+
+
+def validation_cases(model_dir: str | Path, folds: Sequence[int | str], truth_dir: str | Path,
+                     file_ending: str = ".nii.gz") -> list[tuple[np.ndarray, np.ndarray, tuple[float, ...]]]:
+    """(truth, prediction, spacing) of every validation case of ``folds`` in a trained model folder.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a fold has no validation predictions, or a prediction has no truth file.
+    """
+    model_dir, truth_dir = Path(model_dir), Path(truth_dir)
+    out = []
+    for f in folds:
+        val_dir = model_dir / f"fold_{f}" / "validation"
+        preds = sorted(val_dir.glob(f"*{file_ending}"))
+        if not preds:
+            raise FileNotFoundError(f"no validation predictions in {val_dir}; train fold {f} to the end "
+                                    "(or run nnUNetv2_train ... --val)")
+        for p in preds:
+            t = truth_dir / p.name
+            if not t.is_file():
+                raise FileNotFoundError(f"no ground truth {t} for validation prediction {p}")
+            truth, spacing = _read(t)
+            pred, _ = _read(p)
+            out.append((truth, pred, spacing))
+    return out
+
+
+def select_for_model(model_dir: str | Path, folds: Sequence[int | str], truth_dir: str | Path,
+                     gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML) -> dict:
+    """Choose post-processing on a model's validation folds and save it as ``hecktor_postprocessing.json``.
+
+    Parameters
+    ----------
+    model_dir : path
+        ``$nnUNet_results/DatasetXXX/TRAINER__PLANS__CONFIG``.
+    folds : sequence
+        Folds whose validation predictions are pooled.
+    truth_dir : path
+        Ground truth in converted space (nnU-Net's ``$nnUNet_preprocessed/DatasetXXX/gt_segmentations``).
+
+    Returns
+    -------
+    dict
+        What was saved: ``setting``, ``folds``, ``n_cases``, ``candidates`` (scores of each).
+    """
+    cases = validation_cases(model_dir, folds, truth_dir)
+    best, table = select_postprocessing(cases, gtvn_thresholds_ml)
+    result = {"setting": best.to_dict(), "folds": [str(f) for f in folds], "n_cases": len(cases),
+              "score": "mean of GTVp Dice, GTVn DSCagg, GTVn F1agg (26-connected lesions, IoU > 0.3)",
+              "candidates": table}
+    write_json(result, Path(model_dir) / POSTPROCESSING_FILE)
+    log.info("post-processing for %s: %s", model_dir, best)
+    return result
+
+
+def load_postprocessing(model_dir: str | Path) -> Postprocessing | None:
+    """The setting saved with a model, or None when none was chosen."""
+    path = Path(model_dir) / POSTPROCESSING_FILE
+    if not path.is_file():
+        return None
+    return Postprocessing.from_dict(json.loads(path.read_text())["setting"])

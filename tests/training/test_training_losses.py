@@ -1,0 +1,105 @@
+"""Losses: hand-checked values, recall weighting, descent on a fixed batch, deep supervision, regions."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from nnunetv2.utilities.label_handling.label_handling import LabelManager
+
+from hecktor_nnunet.training.losses import (LOSSES, FocalLoss, TverskyLoss, build_loss, deep_supervision_weights,
+                                            wrap_deep_supervision)
+
+LABELS = LabelManager({"background": 0, "GTVp": 1, "GTVn": 2}, None)
+REGIONS = LabelManager({"background": 0, "GTV": [1, 2], "GTVn": [2], "GTVp": [1]}, [1, 2, 1])
+
+
+def _target(shape=(2, 1, 8, 8, 8)) -> torch.Tensor:
+    t = torch.zeros(shape, dtype=torch.int16)
+    t[:, :, 2:5, 2:5, 2:5] = 1
+    t[:, :, 6:7, 6:7, 5:7] = 2
+    return t
+
+
+def _regions(t: torch.Tensor) -> torch.Tensor:
+    return torch.cat([(t > 0), (t == 2), (t == 1)], dim=1).to(torch.int16)
+
+
+def test_focal_equals_ce_at_gamma_zero_and_downweights_easy_voxels():
+    logits = torch.randn(2, 3, 4, 4, 4)
+    t = torch.randint(0, 3, (2, 1, 4, 4, 4))
+    ce = torch.nn.functional.cross_entropy(logits, t[:, 0])
+    assert FocalLoss(0.0)(logits, t).item() == pytest.approx(ce.item(), rel=1e-5)
+    assert FocalLoss(2.0)(logits, t).item() < ce.item()
+
+
+def test_tversky_hand_values():
+    # one channel of foreground probabilities via logits: p = 1 on 2 voxels where truth is 1, 0 elsewhere
+    t = torch.zeros(1, 1, 1, 1, 4, dtype=torch.long)
+    t[..., :3] = 1  # truth: 3 voxels
+    logits = torch.full((1, 2, 1, 1, 4), -50.0)
+    logits[:, 0] = 50.0
+    logits[:, 1, ..., :2], logits[:, 0, ..., :2] = 50.0, -50.0  # predicted foreground: first 2 voxels
+    # TP 2, FP 0, FN 1: TI = 2 / (2 + 0.7) ; loss = 1 - TI
+    loss = TverskyLoss(alpha=0.3, beta=0.7, smooth=0)(logits, t)
+    assert loss.item() == pytest.approx(1 - 2 / 2.7, abs=1e-6)
+
+
+def test_tversky_penalises_false_negatives_more_than_false_positives():
+    t = torch.zeros(1, 1, 1, 1, 10, dtype=torch.long)
+    t[..., 2:6] = 1
+    def pred(fg):
+        lg = torch.full((1, 2, 1, 1, 10), -30.0)
+        lg[:, 0] = 30.0
+        lg[:, 1, ..., fg], lg[:, 0, ..., fg] = 30.0, -30.0
+        return lg
+    loss = TverskyLoss(0.3, 0.7, smooth=0)
+    missed = loss(pred(slice(2, 5)), t)       # 1 FN
+    too_big = loss(pred(slice(2, 7)), t)      # 1 FP
+    assert missed.item() > too_big.item()
+
+
+@pytest.mark.parametrize("manager", [LABELS, REGIONS], ids=["labels", "regions"])
+@pytest.mark.parametrize("name", LOSSES)
+def test_loss_decreases_on_fixed_batch(name, manager):
+    torch.manual_seed(0)
+    t = _target()
+    target = _regions(t) if manager.has_regions else t
+    n_out = manager.num_segmentation_heads
+    net = torch.nn.Sequential(torch.nn.Conv3d(2, 8, 3, padding=1), torch.nn.LeakyReLU(),
+                              torch.nn.Conv3d(8, n_out, 1))
+    x = torch.cat([t.float(), torch.randn(t.shape)], dim=1)  # input carries the answer: learnable
+    loss_fn = build_loss(name, manager, batch_dice=False)
+    opt = torch.optim.Adam(net.parameters(), 1e-2)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = loss_fn(net(x), target)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert np.isfinite(losses).all()
+    assert losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_deep_supervision_wrapper_shapes_and_weights(name):
+    w = deep_supervision_weights(4)
+    assert w.tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0.0])
+    assert deep_supervision_weights(3, ddp_without_compile=True)[-1] > 0
+    t = _target((2, 1, 16, 16, 16))
+    targets = [t, t[:, :, ::2, ::2, ::2], t[:, :, ::4, ::4, ::4], t[:, :, ::8, ::8, ::8]]
+    outputs = [torch.randn(2, 3, *tt.shape[2:], requires_grad=True) for tt in targets]
+    loss = wrap_deep_supervision(build_loss(name, LABELS, batch_dice=True), len(outputs))(outputs, targets)
+    loss.backward()
+    assert loss.ndim == 0
+    assert outputs[0].grad.abs().sum() > 0 and outputs[3].grad is None  # lowest level weighted 0
+
+
+def test_ignore_label_raises_clear_error():
+    manager = LabelManager({"background": 0, "GTVp": 1, "GTVn": 2, "ignore": 3}, None)
+    with pytest.raises(NotImplementedError, match="ignore label"):
+        build_loss("dice_ce_focal", manager, batch_dice=False)
+    with pytest.raises(ValueError, match="unknown loss"):
+        build_loss("dice", LABELS, batch_dice=False)
