@@ -9,7 +9,8 @@ Supported layouts (auto-detected, or forced with ``layout=``):
     ``imagesTr/<ID>__CT.nii.gz``, ``labelsTr/<ID>.nii.gz``, ``imagesTs/...`` and the 2022 CSVs.
 ``flat``
     Any folder holding ``<ID>__CT`` / ``<ID>__PT`` files (directly or one folder per patient),
-    labels ``<ID>.nii.gz`` beside them if any.
+    labels ``<ID>.nii.gz`` beside them if any; also a plain folder of ``<ID>.nii.gz`` label maps
+    (truth for evaluation), whose cases then carry "missing_modality" problems.
 ``grand-challenge``
     A container input folder: ``images/ct/*.mha``, ``images/pet/*.mha`` (and ``ehr.json``).
 
@@ -138,8 +139,8 @@ def detect_layout(root: Path) -> str:
     for base in (root, root / "input"):
         if (base / "images" / "ct").is_dir() or (base / "images" / "pet").is_dir():
             return "grand-challenge"
-    if any(True for p in root.rglob("*__CT*") if _is_image(p)):
-        return "flat"
+    if any(True for p in root.rglob("*__CT*") if _is_image(p)) or any(_is_image(p) for p in root.iterdir()):
+        return "flat"  # <ID>__CT/__PT files, or a plain folder of <ID>.nii.gz label maps
     raise ValueError(
         f"{root} does not look like a HECKTOR release: expected 'Task 1/' folders (2025), "
         "'imagesTr/' (2022), '<ID>__CT.nii.gz' files, or 'images/ct/' (Grand Challenge input)")

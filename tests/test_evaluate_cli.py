@@ -73,6 +73,19 @@ def test_seg_end_to_end_and_ranking(release, tmp_path, capsys):
     assert (tmp_path / "e3" / "shift1" / "per_patient.csv").is_file()
 
 
+def test_seg_truth_as_plain_label_folder(release, tmp_path):
+    root, _ = release
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    for pid, path in _labels(root).items():
+        shutil.copy(path, labels / path.name)
+    shift1 = _write_preds(root, tmp_path / "shift1", shift=1)
+    assert main(["seg", "--truth", str(labels), "--pred", str(shift1), "-o", str(tmp_path / "e"),
+                 "--n-boot", "10", "--quiet"]) == 0
+    s = json.loads((tmp_path / "e" / "summary.json").read_text())
+    assert s["n_patients"] == 8 and 0 < s["gtvp_dice_mean"] < 1
+
+
 def test_seg_grid_mismatch(release, tmp_path, capsys):
     root, _ = release
     pred = _write_preds(root, tmp_path / "p")

@@ -67,3 +67,12 @@ def test_missing_folder_and_unknown_layout(tmp_path):
         read_release(tmp_path / "nope")
     with pytest.raises(ValueError, match="does not look like"):
         read_release(tmp_path)
+
+
+def test_plain_folder_of_label_maps(tmp_path, tiny_release):
+    for case in read_release(tiny_release).cases[:3]:
+        if case.label:
+            shutil.copy(case.label, tmp_path / case.label.name)
+    rel = read_release(tmp_path)
+    assert rel.layout == "flat" and all(c.label is not None and c.ct is None for c in rel.cases)
+    assert {p.code for p in rel.problems} == {"missing_modality"}
