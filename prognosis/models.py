@@ -66,7 +66,16 @@ def _check_survival_target(y) -> tuple[np.ndarray, np.ndarray]:
     return event, time
 
 
-class XGBSurvival(BaseEstimator):
+class _XGBMixin:
+    """What both xgboost estimators share: the fitted booster's input as a DMatrix."""
+
+    def dmatrix(self, X) -> xgb.DMatrix:
+        """``X`` as a DMatrix with the training feature names (missing values stay NaN)."""
+        check_is_fitted(self, "booster_")
+        return xgb.DMatrix(_array(X), missing=np.nan, feature_names=self.feature_names_in_)
+
+
+class XGBSurvival(_XGBMixin, BaseEstimator):
     """Gradient-boosted trees with xgboost's ``survival:cox`` objective.
 
     Parameters
@@ -111,18 +120,13 @@ class XGBSurvival(BaseEstimator):
                                   num_boost_round=self.n_estimators)
         return self
 
-    def dmatrix(self, X) -> xgb.DMatrix:
-        """``X`` as a DMatrix with the training feature names."""
-        check_is_fitted(self, "booster_")
-        return xgb.DMatrix(_array(X), missing=np.nan, feature_names=self.feature_names_in_)
-
     def predict(self, X) -> np.ndarray:
         """Risk score (log relative hazard): higher = earlier relapse."""
         dm = self.dmatrix(X)
         return self.booster_.predict(dm, output_margin=True)
 
 
-class XGBHPVClassifier(BaseEstimator):
+class XGBHPVClassifier(_XGBMixin, BaseEstimator):
     """xgboost binary classifier for HPV status with a balanced-accuracy threshold.
 
     Parameters
@@ -176,10 +180,6 @@ class XGBHPVClassifier(BaseEstimator):
             self.threshold_ = best_threshold(y, oof)
         self.booster_ = self._train(Xa, y, self.feature_names_in_)
         return self
-
-    def dmatrix(self, X) -> xgb.DMatrix:
-        check_is_fitted(self, "booster_")
-        return xgb.DMatrix(_array(X), missing=np.nan, feature_names=self.feature_names_in_)
 
     def predict_proba(self, X) -> np.ndarray:
         """Probabilities, shape (n, 2): columns HPV negative, HPV positive."""
