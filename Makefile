@@ -30,11 +30,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -rs -m "not slow" $(PYTEST_ARGS)
 
+# hand-run measurements on CPU (benchmarks/gpu_train_step.py needs a CUDA machine)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py
 	$(BIN)/python benchmarks/evaluate.py
 	$(BIN)/python benchmarks/augmentation.py
 	$(BIN)/python benchmarks/radiomics_extraction.py
+	$(BIN)/python benchmarks/prognosis_training.py
+	$(BIN)/python benchmarks/inference.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info
