@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import platform
+import random
 import subprocess
 import sys
 import tempfile
@@ -96,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="keep the dataset here (default: temporary folder)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "augmentation.json"))
     a = ap.parse_args(argv)
+    import numpy as np
     import torch
 
     torch.set_num_threads(1)
@@ -109,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         rates: dict[str, list[float]] = {t: [] for t in trainers}
         for r in range(a.rounds):
             for t in trainers:
+                # same seed for every trainer in a round: the same patches and nnU-Net augmentations
+                # are drawn, so the ratio measures the variant's extra work, not sampling luck
+                random.seed(r), np.random.seed(r), torch.manual_seed(r)
                 rates[t].append(time_batches(loaders[t], a.batches))
             print(f"round {r + 1}/{a.rounds} done", file=sys.stderr)
     stock = sorted(rates["nnUNetTrainer"])[len(rates["nnUNetTrainer"]) // 2]

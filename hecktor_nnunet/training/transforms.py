@@ -34,6 +34,30 @@ def _rotation_matrix(angles: Sequence[float]) -> torch.Tensor:
     return r
 
 
+def _affine_grid(theta: torch.Tensor, shape: tuple[int, ...]) -> torch.Tensor:
+    """``F.affine_grid(theta[None], [1, 1, *shape], align_corners=True)[0]``, built by broadcasting.
+
+    Same values (tested), several times faster on CPU: the grid is a sum of three broadcast 1-D
+    ramps per component instead of a batched matrix product over every voxel.
+    """
+    dim = len(shape)
+    ramps = []
+    for comp in range(dim):  # grid component ``comp`` runs along array axis ``dim - 1 - comp``
+        axis = dim - 1 - comp
+        n = shape[axis]
+        ramp = torch.linspace(-1, 1, n) if n > 1 else torch.zeros(1)
+        view = [1] * dim
+        view[axis] = n
+        ramps.append(ramp.view(view))
+    grid = torch.empty(*shape, dim)
+    for k in range(dim):
+        acc = theta[k, dim] + theta[k, 0] * ramps[0]
+        for j in range(1, dim):
+            acc = acc + theta[k, j] * ramps[j]
+        grid[..., k] = acc
+    return grid
+
+
 def rigid_resample(volume: torch.Tensor, rotation: torch.Tensor, shift_mm: Sequence[float],
                    spacing: Sequence[float]) -> torch.Tensor:
     """Resample one channel ``(X, Y[, Z])`` after a rigid motion about the patch centre.
@@ -52,8 +76,8 @@ def rigid_resample(volume: torch.Tensor, rotation: torch.Tensor, shift_mm: Seque
     t = from_mm @ torch.tensor([float(s) for s in shift_mm], dtype=torch.float32)
     # affine_grid wants (x, y[, z]) = (last array axis first)
     rev = list(range(dim))[::-1]
-    theta = torch.cat([a[rev][:, rev], t[rev][:, None]], dim=1)[None]
-    grid = F.affine_grid(theta, [1, 1, *volume.shape], align_corners=True)
+    theta = torch.cat([a[rev][:, rev], t[rev][:, None]], dim=1)
+    grid = _affine_grid(theta, tuple(volume.shape))[None]
     out = F.grid_sample(volume[None, None].float(), grid, mode="bilinear", padding_mode="border",
                         align_corners=True)
     return out[0, 0].to(volume.dtype)

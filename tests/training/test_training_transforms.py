@@ -109,3 +109,15 @@ def test_inserted_right_after_nnunet_spatial_transform(dummy_2d):
     img, seg = _sample()
     res = out(image=img[:, :, :, :], segmentation=seg)
     assert res["image"].shape == (2, 24, 32, 32)
+
+
+@pytest.mark.parametrize("shape", [(7, 5, 4), (6, 9), (1, 5, 3)])
+def test_broadcast_affine_grid_equals_torch(shape):
+    from torch.nn import functional as F
+
+    from hecktor_nnunet.training.transforms import _affine_grid
+
+    dim = len(shape)
+    theta = torch.eye(dim, dim + 1) + 0.05 * torch.randn(dim, dim + 1, generator=torch.Generator().manual_seed(0))
+    ref = F.affine_grid(theta[None], [1, 1, *shape], align_corners=True)[0]
+    assert torch.allclose(_affine_grid(theta, shape), ref, atol=1e-6)
