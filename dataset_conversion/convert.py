@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
@@ -111,15 +111,14 @@ class _Job:
     images_dir: Path
     labels_dir: Path | None
     records_dir: Path
-    suv_factors: str | None
+    suv_factors: pd.DataFrame | None
 
 
 def _convert_job(job: _Job) -> dict:
     """Worker: convert one case; failures come back as a record with problems, never raised."""
     pid = job.case.patient_id
     try:
-        factors = read_suv_factors(job.suv_factors) if job.suv_factors else None
-        loaded = load_case(job.case, suv_factors=factors, extra_channels=job.settings.extra_channels)
+        loaded = load_case(job.case, suv_factors=job.suv_factors, extra_channels=job.settings.extra_channels)
         record = convert_loaded(loaded, job.settings, job.images_dir, job.labels_dir)
         record["settings_digest"] = job.settings.digest()
         write_json(record, job.records_dir / f"{pid}.json")
@@ -150,13 +149,14 @@ def convert_images(cases: Iterable[Case], images_dir: str | Path, settings: Conv
     images_dir = Path(images_dir)
     images_dir.mkdir(parents=True, exist_ok=True)
     records_dir = Path(records_dir) if records_dir else images_dir / RECORDS_DIR
-    unlabelled = [Case(c.patient_id, c.centre, c.ct, c.pet, None, c.extras, c.tasks) for c in cases]
-    records = _run_jobs(unlabelled, settings, images_dir, None, records_dir, suv_factors, workers, quiet)
+    unlabelled = [replace(c, label=None) for c in cases]
+    factors = read_suv_factors(suv_factors) if suv_factors is not None else None
+    records = _run_jobs(unlabelled, settings, images_dir, None, records_dir, factors, workers, quiet)
     return _manifest(settings, records, None)
 
 
-def _run_jobs(cases: list[Case], settings, images_dir, labels_dir, records_dir, suv_factors, workers, quiet
-              ) -> list[dict]:
+def _run_jobs(cases: list[Case], settings, images_dir, labels_dir, records_dir, suv_factors: pd.DataFrame | None,
+              workers, quiet) -> list[dict]:
     records_dir.mkdir(parents=True, exist_ok=True)
     digest = settings.digest()
     done, todo = [], []
@@ -165,8 +165,7 @@ def _run_jobs(cases: list[Case], settings, images_dir, labels_dir, records_dir, 
         (done if rec is not None else todo).append(rec if rec is not None else c)
     if done:
         log.info("resuming: %d case(s) already converted, %d to go", len(done), len(todo))
-    jobs = [_Job(c, settings, images_dir, labels_dir, records_dir, str(suv_factors) if suv_factors else None)
-            for c in todo]
+    jobs = [_Job(c, settings, images_dir, labels_dir, records_dir, suv_factors) for c in todo]
     new = list(parallel_map(_convert_job, jobs, workers=workers, desc="converting", quiet=quiet))
     return sorted(done + new, key=lambda r: r["patient_id"])
 
@@ -261,8 +260,7 @@ def convert_release(
             raise ValueError("no output folder: set nnUNet_raw or pass raw_dir (-o)")
     dataset_dir = Path(raw_dir) / dataset_folder_name(dataset_id, name)
     _prepare_output(dataset_dir, rel.root, settings.digest(), overwrite)
-    if suv_factors is not None:
-        read_suv_factors(suv_factors)  # fail early on a malformed table
+    factors = read_suv_factors(suv_factors) if suv_factors is not None else None  # read once, fail early
     release_errors = [p for p in rel.problems if p.severity == ERROR]
     bad_ids = {p.patient_id for p in release_errors}
     usable = [c for c in rel.cases if c.patient_id not in bad_ids]
@@ -270,8 +268,8 @@ def convert_release(
     tr = [c for c in usable if c.labelled]
     ts = [c for c in usable if not c.labelled]
     records = _run_jobs(tr, settings, dataset_dir / "imagesTr", dataset_dir / "labelsTr", records_dir,
-                        suv_factors, workers, quiet)
-    records += _run_jobs(ts, settings, dataset_dir / "imagesTs", None, records_dir, suv_factors, workers, quiet)
+                        factors, workers, quiet)
+    records += _run_jobs(ts, settings, dataset_dir / "imagesTs", None, records_dir, factors, workers, quiet)
     for pid in sorted(bad_ids - {"*"}):
         records.append({"patient_id": pid, "failed": True,
                         "problems": [p.to_dict() for p in release_errors if p.patient_id == pid]})
