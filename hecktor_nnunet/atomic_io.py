@@ -64,6 +64,25 @@ def write_table(df, path: str | os.PathLike, **kwargs) -> None:
             df.to_csv(tmp, **{"index": False, **kwargs})
 
 
+def json_safe(obj: Any) -> Any:
+    """A JSON-safe copy: NaN/inf -> None, numpy scalars -> Python numbers, paths -> str."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return None if not math.isfinite(float(obj)) else float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
 def _json_default(o: Any) -> Any:
     import numpy as np
 

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import write_json, write_table
+from hecktor_nnunet.atomic_io import json_safe, write_json, write_table
 from hecktor_nnunet.clinical import read_clinical
 from hecktor_nnunet.geometry import Grid, resample
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
-from hecktor_nnunet.metrics.classification import binary_summary, roc_auc
+from hecktor_nnunet.metrics.classification import balanced_accuracy, binary_summary, roc_auc
 from hecktor_nnunet.metrics.segmentation import (IOU_THRESHOLD, aggregated_dice, aggregated_f1, borda_ranking,
                                                  patient_metrics)
 from hecktor_nnunet.metrics.survival import concordance_index, time_dependent_auc, uno_c
@@ -37,6 +36,12 @@ log = logging.getLogger(__name__)
 
 SEG_METRICS = ("gtvp_dice_mean", "gtvn_dsc_agg", "gtvn_f1_agg", "gtvp_hd95_median", "gtvn_hd95_median")
 RFS_HORIZONS_DAYS = (730.0, 1095.0)
+# what a truth value must satisfy (column -> (test, what it must be)); missing values are excluded before
+TRUTH_RULES: dict[str, tuple[Callable[[pd.Series], pd.Series], str]] = {
+    "RFS": (lambda v: v >= 0, "must be >= 0 days"),
+    "Relapse": (lambda v: v.isin([0, 1]), "must be 0 (censored) or 1 (relapse)"),
+    "HPV Status": (lambda v: v.isin([0, 1]), "must be 0 (negative) or 1 (positive)"),
+}
 
 
 class EvaluationError(ValueError):
@@ -57,7 +62,8 @@ def find_truth_labels(truth: str | Path) -> dict[str, Path]:
     if not truth.is_dir():
         raise EvaluationError([Problem("*", str(truth), "not_found", "truth folder does not exist")])
     rel = read_release(truth)
-    dups = [p for p in rel.problems if p.code == "duplicate_id" and "label" in p.message]
+    # only duplicated label maps matter here (a label file has no "__KEY" in its name)
+    dups = [p for p in rel.problems if p.code == "duplicate_id" and split_image_name(Path(p.file))[1] is None]
     if dups:
         raise EvaluationError(dups)
     labels = {c.patient_id: c.label for c in rel.cases if c.label is not None}
@@ -172,18 +178,6 @@ def _evaluate_case(job: _SegJob) -> dict:
     except Exception as e:  # noqa: BLE001
         problems.append(Problem(job.patient_id, str(job.truth), "failed", f"{type(e).__name__}: {e}"))
     return {"patient_id": job.patient_id, "rows": rows, "problems": problems}
-
-
-def _nan_to_none(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _nan_to_none(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_nan_to_none(v) for v in obj]
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, np.integer):
-        return int(obj)
-    return obj
 
 
 def _nanstat(func, values) -> float:
@@ -349,9 +343,10 @@ def evaluate_segmentation(
         s = seg_summary(df, n_boot=n_boot, seed=seed, connectivity=connectivity)
         s["predictions"] = str(d)
         s["truth"] = str(truth)
-        s["warnings"] = [str(p) for p in warnings if p.file.startswith(str(d))]
+        run_files = {str(d), *(str(f) for f in found[k].values())}
+        s["warnings"] = [str(p) for p in warnings if p.file in run_files]
         write_table(df, run_dir / "per_patient.csv")
-        write_json(_nan_to_none(s), run_dir / "summary.json")
+        write_json(json_safe(s), run_dir / "summary.json")
         from hecktor_nnunet.plots import centre_boxplot
 
         centre_boxplot(df, ["gtvp_dice", "gtvn_dice"], run_dir / "dice_per_centre.png",
@@ -367,7 +362,7 @@ def evaluate_segmentation(
     write_table(ranking.rename_axis("run").reset_index(), out_dir / "ranking.csv")
     combined = {"runs": summaries, "ranking": ranking.rename_axis("run").reset_index().to_dict("records"),
                 "n_patients": len(labels), "truth": str(truth)}
-    write_json(_nan_to_none(combined), out_dir / "summary.json")
+    write_json(json_safe(combined), out_dir / "summary.json")
     if not quiet:
         print("\nComparison (Borda ranking; rank 1 = best):")
         print(ranking.to_string(float_format=lambda v: f"{v:.4f}"))
@@ -383,6 +378,14 @@ def _find_col(df: pd.DataFrame, name: str) -> str | None:
         if str(c).strip().lower() == name.lower():
             return c
     return None
+
+
+def _parse(path: Path, reader: Callable[[Path], Any], patient_id: str = "*") -> Any:
+    """``reader(path)``, with a parse failure turned into an error naming the file (and patient)."""
+    try:
+        return reader(path)
+    except ValueError as e:  # json.JSONDecodeError and pandas' parser errors are ValueErrors
+        raise EvaluationError([Problem(patient_id, str(path), "bad_format", f"cannot parse: {e}")]) from e
 
 
 def read_predictions(path: str | Path) -> pd.DataFrame:
@@ -402,7 +405,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     if path.is_dir():
         rows = []
         for f in sorted(path.glob("*.json")):
-            v = json.loads(f.read_text())
+            v = _parse(f, lambda q: json.loads(q.read_text()), split_image_name(f)[0] or "*")
             rows.append({"PatientID": f.name[:-5], **(v if isinstance(v, dict) else {"Prediction": v})})
         if not rows:
             raise EvaluationError([Problem("*", str(path), "no_predictions", "no <ID>.json files in folder")])
@@ -410,7 +413,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     elif not path.is_file():
         raise EvaluationError([Problem("*", str(path), "not_found", "prediction file does not exist")])
     elif path.suffix.lower() == ".json":
-        obj = json.loads(path.read_text())
+        obj = _parse(path, lambda q: json.loads(q.read_text()))
         if isinstance(obj, dict):
             df = pd.DataFrame([{"PatientID": k, **(v if isinstance(v, dict) else {"Prediction": v})}
                                for k, v in obj.items()])
@@ -419,7 +422,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         else:
             raise EvaluationError([Problem("*", str(path), "bad_format", "JSON must be an object or a list")])
     else:
-        df = pd.read_csv(path)
+        df = _parse(path, pd.read_csv)
     id_col = _find_col(df, "PatientID")
     pred_col = _find_col(df, "Prediction")
     if (id_col is None or pred_col is None) and df.shape[1] == 2:
@@ -475,6 +478,13 @@ def _align(truth_csv: str | Path, pred: str | Path, truth_cols: Sequence[str], d
     if without_pred:
         log.info("%d patient(s) in the truth table have no prediction (not evaluated)", len(without_pred))
     joined = joined[~no_truth].copy()
+    bad_truth = []
+    for col in truth_cols:
+        test, rule = TRUTH_RULES[col]
+        bad_truth += [Problem(pid, str(truth_csv), "bad_value", f"truth {col} = {v!r} {rule}")
+                      for pid, v in joined.loc[~test(joined[col]), col].items()]
+    if bad_truth:
+        raise EvaluationError(bad_truth)
     if len(joined) < 2:
         raise EvaluationError([Problem("*", str(pred), "too_few", f"only {len(joined)} patient(s) with truth and prediction")])
     joined.insert(0, "Centre", [centre_of(p) for p in joined.index])
@@ -532,7 +542,7 @@ def evaluate_rfs(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, p
     }
     s["logrank_p"] = km_risk_groups(t, e, r, out_dir / "km_risk_groups.png", title="Predicted risk groups (median split)")
     write_table(df.reset_index(), out_dir / "per_patient.csv")
-    write_json(_nan_to_none(s), out_dir / "summary.json")
+    write_json(json_safe(s), out_dir / "summary.json")
     if not quiet:
         lo, hi = s["c_index_ci"]
         print(f"RFS: {s['n_patients']} patient(s), {s['n_events']} event(s)\n"
@@ -576,7 +586,7 @@ def evaluate_hpv(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, n
     s: dict[str, Any] = dict(binary_summary(y, yp, prob))
     s["n_patients"] = s.pop("n")
     s["n_positive"] = int(y.sum())
-    s["balanced_accuracy_ci"] = bootstrap_ci(lambda a, b: binary_summary(a, b)["balanced_accuracy"], y, yp,
+    s["balanced_accuracy_ci"] = bootstrap_ci(balanced_accuracy, y, yp,
                                              n=n_boot, seed=seed)
     if prob is not None:
         s["auc_ci"] = bootstrap_ci(roc_auc, y, prob, n=n_boot, seed=seed)
@@ -591,7 +601,7 @@ def evaluate_hpv(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, n
     if prob is not None and len(np.unique(y)) == 2:
         roc_plot(y, prob, out_dir / "roc.png", title="HPV status")
     write_table(df.reset_index(), out_dir / "per_patient.csv")
-    write_json(_nan_to_none(s), out_dir / "summary.json")
+    write_json(json_safe(s), out_dir / "summary.json")
     if not quiet:
         lo, hi = s["balanced_accuracy_ci"]
         print(f"HPV: {s['n_patients']} patient(s), {s['n_positive']} positive\n"

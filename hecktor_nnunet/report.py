@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from hecktor_nnunet.atomic_io import write_json, write_text
+from hecktor_nnunet.atomic_io import json_safe, write_json, write_text
 
 log = logging.getLogger(__name__)
 
@@ -107,21 +107,6 @@ def _read_json(path: Path) -> dict:
 
 def _png(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
-
-
-def _clean(obj: Any) -> Any:
-    """JSON-safe copy: NaN/inf -> None, numpy scalars -> Python, paths -> str."""
-    if isinstance(obj, dict):
-        return {str(k): _clean(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_clean(v) for v in obj]
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (float, np.floating)):
-        return None if not math.isfinite(float(obj)) else float(obj)
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
 
 
 def conversion_section(dataset_dir: Path) -> dict:
@@ -463,7 +448,7 @@ def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
     data["commands"] = list(inputs.commands)
     data["versions"] = {"environment": environment_versions(), "recorded": recorded}
     data["figures"] = sorted(figures)
-    return _clean(data), figures
+    return json_safe(data), figures
 
 
 # --------------------------------------------------------------------------------------------

@@ -182,3 +182,21 @@ def test_hpv(release, tmp_path):
     preds.to_csv(tmp_path / "bad.csv", index=False)
     assert main(["hpv", "--truth", str(truth), "--pred", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "h2"),
                  "--quiet"]) == 2
+
+
+def test_unparsable_predictions_and_bad_truth_name_the_file(release, tmp_path, capsys):
+    root, _ = release
+    truth = root / "Task 2" / "HECKTOR_2025_Training_Task_2.csv"
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    assert main(["rfs", "--truth", str(truth), "--pred", str(broken), "-o", str(tmp_path / "o1")]) == 2
+    assert str(broken) in capsys.readouterr().err
+    table = pd.read_csv(truth)
+    table.loc[0, "Relapse"] = 3
+    bad_truth = tmp_path / "truth.csv"
+    table.to_csv(bad_truth, index=False)
+    preds = tmp_path / "preds.csv"
+    pd.DataFrame({"PatientID": table["PatientID"], "Prediction": range(len(table))}).to_csv(preds, index=False)
+    assert main(["rfs", "--truth", str(bad_truth), "--pred", str(preds), "-o", str(tmp_path / "o2")]) == 2
+    err = capsys.readouterr().err
+    assert table.loc[0, "PatientID"] in err and str(bad_truth) in err and "Relapse" in err
