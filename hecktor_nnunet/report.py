@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hecktor_nnunet.atomic_io import json_safe, write_json, write_text
+from hecktor_nnunet.evaluate import SEG_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,6 @@ CT_WINDOW_HU = (-160.0, 240.0)
 LABEL_COLOURS = {1: ("GTVp", "#39ff14"), 2: ("GTVn", "#00bfff")}
 PACKAGES = ("hecktor-nnunet", "nnunetv2", "torch", "SimpleITK", "pyradiomics-bhklab", "xgboost",
             "scikit-survival", "scikit-learn", "numpy", "pandas", "matplotlib")
-SEG_METRICS = ("gtvp_dice_mean", "gtvn_dsc_agg", "gtvn_f1_agg", "gtvp_hd95_median", "gtvn_hd95_median")
 PER_PATIENT_COLUMNS = ("patient_id", "centre", "gtvp_dice", "gtvn_dice", "gtvp_hd95", "gtvn_hd95",
                        "gtvp_true_ml", "gtvp_pred_ml", "gtvn_true_ml", "gtvn_pred_ml", "gtvn_tp", "gtvn_fp",
                        "gtvn_fn")

@@ -152,6 +152,13 @@ def build_dataset(features: str | Path | None, clinical: str | Path, task: str,
     """
     clin = read_clinical(clinical)
     feat, meta = read_features(features) if features is not None else (None, {})
+    for table, path in ((clin, clinical), (feat, features)):
+        if table is None:
+            continue
+        ids = table["PatientID"] if "PatientID" in table.columns else pd.Series(table.index)
+        dup = sorted(set(ids[ids.duplicated()].astype(str)))
+        if dup:
+            raise ValueError(f"{path}: patient(s) listed more than once: {', '.join(dup)}")
     X = model_inputs(feat, clin, task, use_radiomics)
     t = targets(clin, task)
     ids = X.index.intersection(t.index)

@@ -374,8 +374,12 @@ class PrognosisModel(BaseEstimator):
 
     def fit(self, X: pd.DataFrame, y) -> "PrognosisModel":
         """Select features, search the grid by inner CV, fit the final model (all on ``X``, ``y``)."""
-        if self.task not in ("rfs", "hpv"):
+        models = {"rfs": SURVIVAL_MODELS, "hpv": HPV_MODELS}
+        if self.task not in models:
             raise ValueError(f"unknown task {self.task!r}; choose 'rfs' or 'hpv'")
+        if self.model not in models[self.task]:
+            raise ValueError(f"model {self.model!r} is not available for {self.task}; "
+                             f"choose one of {models[self.task]}")
         if not isinstance(X, pd.DataFrame):
             raise TypeError("PrognosisModel needs a DataFrame of features")
         self.feature_names_in_ = [str(c) for c in X.columns]

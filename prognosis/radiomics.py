@@ -32,6 +32,7 @@ import yaml
 from scipy import ndimage
 
 from hecktor_nnunet.atomic_io import atomic_path, write_json, write_table
+from hecktor_nnunet.checks import label_values_outside
 from hecktor_nnunet.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample
 from hecktor_nnunet.parallel import parallel_map
 from hecktor_nnunet.problems import ERROR, WARNING, Problem
@@ -209,7 +210,7 @@ def _read_label(job: PatientJob, ct_grid: Grid, problems: list[Problem]) -> sitk
                                 "mask is not on the CT grid; resampled onto it (nearest neighbour)", WARNING))
         mask = resample(mask, ct_grid, "nearest", 0, sitk.sitkUInt8)
     arr = sitk.GetArrayFromImage(mask)
-    odd = sorted(set(np.unique(arr).tolist()) - {0, 1, 2})
+    odd = label_values_outside(arr)
     if odd:
         problems.append(Problem(job.patient_id, job.mask, "label_values",
                                 f"label values {odd} are not 0/1/2; those voxels are treated as background",
@@ -325,9 +326,14 @@ def _compute_patient(job: PatientJob, problems: list[Problem]) -> dict[str, floa
     return row
 
 
-def _mask_stamp(path: str) -> dict[str, Any]:
+def _file_stamp(path: str) -> dict[str, Any]:
     st = os.stat(path)
     return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _inputs_stamp(job: PatientJob) -> dict[str, Any]:
+    """What a cached row was computed from: the mask, CT and PET files (a change invalidates it)."""
+    return {"mask": _file_stamp(job.mask), "ct": _file_stamp(job.ct), "pet": _file_stamp(job.pet)}
 
 
 def _cache_path(job: PatientJob) -> Path | None:
@@ -342,7 +348,7 @@ def _read_cache(job: PatientJob) -> PatientResult | None:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return None
-    if data.get("params_hash") != job.settings.params_hash or data.get("mask") != _mask_stamp(job.mask):
+    if data.get("params_hash") != job.settings.params_hash or data.get("inputs") != _inputs_stamp(job):
         return None
     problems = [Problem(**p) for p in data.get("problems", [])]
     return PatientResult(job.patient_id, data["row"], problems, data.get("seconds", 0.0), cached=True)
@@ -353,7 +359,7 @@ def _write_cache(job: PatientJob, result: PatientResult) -> None:
     if path is None:
         return
     write_json({"patient_id": job.patient_id, "params_hash": job.settings.params_hash,
-                "mask": _mask_stamp(job.mask), "seconds": result.seconds, "row": result.row,
+                "inputs": _inputs_stamp(job), "seconds": result.seconds, "row": result.row,
                 "problems": [p.to_dict() for p in result.problems]}, path)
 
 

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         df = extract_features(release_root=a.release, masks_dir=a.masks, out=a.out, workers=a.workers,
                               params_pet=a.params_pet, params_ct=a.params_ct, regions=tuple(a.regions),
                               shell_mm=a.shell_mm, cache_dir=a.cache, dask_scheduler=a.dask_scheduler,
-                              quiet=a.quiet, min_volume_ml=a.min_volume_ml or MIN_VOLUME_ML)
+                              quiet=a.quiet, min_volume_ml=MIN_VOLUME_ML if a.min_volume_ml is None else a.min_volume_ml)
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
     meta = df.attrs["radiomics"]

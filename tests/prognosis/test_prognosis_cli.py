@@ -101,3 +101,15 @@ def test_cv_and_train_hpv(tables, tmp_path):
     assert set(p.Prediction) <= {0, 1} and p.Probability.between(0, 1).all()
     np.testing.assert_array_equal(p.Prediction, (p.Probability >= info["threshold"]).astype(int))
     assert json.loads((tmp_path / "js" / f"{p.PatientID[0]}.json").read_text()) in (0, 1)
+
+
+def test_wrong_model_for_task_and_duplicate_patients_are_clear_errors(tables, tmp_path, capsys):
+    args = ["--features", str(tables / "features.parquet"), "-o", str(tmp_path / "o")]
+    assert main(["cv", "hpv", "--clinical", str(tables / "clinical.csv"), "--model", "coxnet", *args]) == 2
+    assert "not available for hpv" in capsys.readouterr().err
+    clin = pd.read_csv(tables / "clinical.csv")
+    dup = tmp_path / "dup.csv"
+    pd.concat([clin, clin.iloc[[0]]]).to_csv(dup, index=False)
+    assert main(["cv", "rfs", "--clinical", str(dup), *args]) == 2
+    err = capsys.readouterr().err
+    assert str(dup) in err and str(clin.loc[0, "PatientID"]) in err
