@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hecktor_nnunet.atomic_io import write_image, write_json
-from hecktor_nnunet.problems import ERROR, format_report
+from hecktor_nnunet.problems import ERROR, Problem, format_report
 from hecktor_nnunet.release import read_release
 from hecktor_nnunet.training.postprocessing import Postprocessing, apply_postprocessing, load_postprocessing
 from hecktor_nnunet.training.registry import TRAINERS_DIR
@@ -93,9 +93,13 @@ def check_model(folder: Path, folds: Sequence[int | str], checkpoint: str = "che
         if not ckpt.is_file():
             available = sorted(p.parent.name for p in folder.glob(f"fold_*/{checkpoint}"))
             raise ModelError(f"checkpoint {ckpt} not found; folds with {checkpoint}: {available or 'none'}")
-        saved = torch.load(ckpt, map_location="cpu", weights_only=False)
-        config = saved["init_args"]["configuration"]
-        trained = saved["init_args"]["plans"]["configurations"].get(config, {})
+        # mmap: only init_args is needed here; nnU-Net's predictor loads the weights later
+        saved = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+        try:
+            config = saved["init_args"]["configuration"]
+            trained = saved["init_args"]["plans"]["configurations"].get(config, {})
+        except (KeyError, TypeError) as e:
+            raise ModelError(f"{ckpt} is not an nnU-Net checkpoint (no init_args/plans)") from e
         current = plans["configurations"].get(config, {})
         for key in ("architecture", "patch_size", "spacing", "normalization_schemes"):
             if trained.get(key) != current.get(key):
@@ -234,7 +238,7 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
         The written label maps.
     """
     from hecktor_nnunet.dataset_conversion.convert import convert_images
-    from hecktor_nnunet.dataset_conversion.restore import restore_predictions
+    from hecktor_nnunet.dataset_conversion.restore import restore_image, restore_predictions
 
     t0 = time.perf_counter()
     folder = model_folder(dataset, trainer, plans, configuration, results_dir)
@@ -257,7 +261,8 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
         images, raw_pred, pp_pred = work / "images", work / "pred_converted", work / "pred_postprocessed"
         manifest = convert_images(release.cases, images, settings, workers=workers, quiet=quiet)
         if manifest["failed"]:
-            raise ValueError(f"conversion failed for {sorted(manifest['failed'])}: {manifest['failed']}")
+            failed = [Problem(**p) for problems in manifest["failed"].values() for p in problems]
+            raise ValueError(f"conversion failed for {sorted(manifest['failed'])}:\n{format_report(failed)}")
         run_nnunet(folder, images, raw_pred, folds, device=device, checkpoint=checkpoint, step_size=step_size,
                    mirroring=mirroring, workers=workers, quiet=quiet)
         if setting is not None and not setting.is_identity:
@@ -266,13 +271,13 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
             pp_pred = raw_pred
         out_dir = Path(output_dir)
         if gc_output:
-            restored = restore_predictions(pp_pred, manifest, work / "restored", fmt="mha", quiet=quiet)
+            record = next(iter(manifest["cases"].values()))
+            pred = pp_pred / f"{record['patient_id']}.nii.gz"
             target = out_dir / GC_OUTPUT
-            target.parent.mkdir(parents=True, exist_ok=True)
-            write_image(sitk.ReadImage(str(restored[0])), target)
+            write_image(restore_image(sitk.ReadImage(str(pred)), record), target)
             written = [target]
         else:
-            written = restore_predictions(pp_pred, manifest, out_dir, fmt=fmt, quiet=quiet)
+            written = restore_predictions(pp_pred, manifest, out_dir, fmt=fmt, workers=workers, quiet=quiet)
     finally:
         if work_ctx is not None:
             work_ctx.cleanup()

@@ -174,7 +174,7 @@ class HecktorTrainer(nnUNetTrainer):
         return extra
 
     def get_training_transforms(self, *args, **kwargs):
-        pipeline = nnUNetTrainer.get_training_transforms(*args, **kwargs)
+        pipeline = super().get_training_transforms(*args, **kwargs)
         extra = self.pet_transforms()
         return insert_after_spatial(pipeline, extra) if extra else pipeline
 

@@ -83,22 +83,26 @@ def apply_postprocessing(label: np.ndarray, spacing: Sequence[float], setting: P
     return out
 
 
-def score(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> dict:
-    """GTVp mean Dice, GTVn DSCagg and F1agg over (truth, prediction) label-map pairs, and their mean.
+def score(cases: Iterable[tuple[np.ndarray, np.ndarray, Sequence[float]]]) -> dict:
+    """GTVp mean Dice, GTVn DSCagg and F1agg over (truth, prediction, spacing) cases, and their mean.
+
+    DSCagg sums volumes in mL (voxel counts times each case's voxel volume), as
+    :mod:`hecktor_nnunet.metrics.segmentation` does, so cases on different grids weigh by volume.
 
     GTVp Dice of a patient with neither truth nor prediction is left out of the mean (NaN rule of
     :mod:`hecktor_nnunet.metrics.segmentation`).
     """
     dices, inter, tvol, pvol, tp, fp, fn = [], [], [], [], [], [], []
-    for truth, pred in pairs:
+    for truth, pred, spacing in cases:
+        voxel_ml = float(np.prod(spacing)) / 1000.0
         t, p = truth == GTVP, pred == GTVP
         denom = np.count_nonzero(t) + np.count_nonzero(p)
         if denom:
             dices.append(2.0 * np.count_nonzero(t & p) / denom)
         tn, pn = truth == GTVN, pred == GTVN
-        inter.append(np.count_nonzero(tn & pn))
-        tvol.append(np.count_nonzero(tn))
-        pvol.append(np.count_nonzero(pn))
+        inter.append(np.count_nonzero(tn & pn) * voxel_ml)
+        tvol.append(np.count_nonzero(tn) * voxel_ml)
+        pvol.append(np.count_nonzero(pn) * voxel_ml)
         m = match_lesions(tn, pn, CONNECTIVITY)
         tp.append(m.tp)
         fp.append(m.fp)
@@ -136,7 +140,7 @@ def select_postprocessing(cases: Sequence[tuple[np.ndarray, np.ndarray, Sequence
         raise ValueError("no validation cases to choose post-processing from")
     table, best, best_score = [], None, -np.inf
     for cand in candidates(gtvn_thresholds_ml):
-        s = score((truth, apply_postprocessing(pred, sp, cand)) for truth, pred, sp in cases)
+        s = score((truth, apply_postprocessing(pred, sp, cand), sp) for truth, pred, sp in cases)
         table.append({**cand.to_dict(), **s})
         if s["mean"] > best_score + 1e-12:
             best, best_score = cand, s["mean"]

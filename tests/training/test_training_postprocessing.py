@@ -40,10 +40,18 @@ def test_apply_keeps_largest_gtvp_and_drops_small_nodes():
 
 
 def test_score_hand_values():
-    s = score([(_truth(), _pred_with_specks())])
+    s = score([(_truth(), _pred_with_specks(), SPACING)])
     assert s["gtvp_dice"] == pytest.approx(2 * 216 / (216 + 217))
     assert s["gtvn_f1_agg"] == pytest.approx(2 * 1 / (2 * 1 + 2 + 0))   # TP 1, FP 2
     assert s["gtvn_dsc_agg"] == pytest.approx(2 * 27 / (27 + 29))
+
+
+def test_score_aggregates_gtvn_volumes_in_ml():
+    node = np.zeros((4, 4, 4), np.uint8)
+    node[:2, :2, :2] = 2
+    # 8 voxels matched at 1 mm (0.008 mL), 8 voxels missed at 2 mm (0.064 mL)
+    s = score([(node, node, (1.0, 1.0, 1.0)), (node, np.zeros_like(node), (2.0, 2.0, 2.0))])
+    assert s["gtvn_dsc_agg"] == pytest.approx(2 * 0.008 / (0.016 + 0.064))
 
 
 def test_grid_search_picks_cleanup_and_prefers_identity_on_ties():
