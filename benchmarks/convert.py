@@ -40,8 +40,11 @@ def _ours(case, out: Path, crop: str) -> float:
 
 
 def _child(kind: str, case, out: str, arg, q) -> None:
-    sec = _floor(case, Path(out), Path(arg)) if kind == "floor" else _ours(case, Path(out), arg)
-    q.put((sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    try:
+        sec = _floor(case, Path(out), Path(arg)) if kind == "floor" else _ours(case, Path(out), arg)
+        q.put((sec, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    except Exception as e:  # noqa: BLE001 - reported by the parent instead of hanging it
+        q.put(e)
 
 
 def measure(kind: str, case, out: Path, arg) -> tuple[float, float]:
@@ -51,6 +54,8 @@ def measure(kind: str, case, out: Path, arg) -> tuple[float, float]:
     p.start()
     res = q.get()
     p.join()
+    if isinstance(res, Exception):
+        raise RuntimeError(f"{kind} failed on {case.patient_id}") from res
     return res
 
 
@@ -58,8 +63,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--cases", type=int, default=3)
     ap.add_argument("--size", default="realistic")
-    ap.add_argument("--out", default="benchmarks/results/convert.json")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "convert.json"))
     a = ap.parse_args()
+    from hecktor_nnunet.atomic_io import write_json
     from hecktor_nnunet.release import read_release
     from hecktor_nnunet.synth import generate_release
 
@@ -85,8 +91,7 @@ def main() -> None:
     summary = {"machine": f"{platform.machine()} {platform.processor() or ''} {mp.cpu_count()} cores".strip(),
                "size": a.size, "cases": rows,
                "mean": {k: mean(k) for k in rows[0] if k.endswith(("_s", "_mib")) or k.startswith("ratio")}}
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(json.dumps(summary, indent=2))
+    write_json(summary, a.out)
     print(json.dumps(summary["mean"], indent=2))
 
 
