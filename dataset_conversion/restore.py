@@ -6,10 +6,10 @@ import json
 import logging
 from pathlib import Path
 
-import numpy as np
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import write_image
+from hecktor_nnunet.atomic_io import IncompleteFileError, verify_image_file, write_image
+from hecktor_nnunet.checks import label_values_outside
 from hecktor_nnunet.geometry import Grid, IndexBox, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map
 from hecktor_nnunet.problems import CaseError, Problem
@@ -27,7 +27,10 @@ def load_manifest(manifest: str | Path | dict) -> dict:
     path = Path(manifest)
     if not path.is_file():
         raise FileNotFoundError(f"conversion manifest not found: {path}")
-    return json.loads(path.read_text())
+    try:
+        return json.loads(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"conversion manifest {path} is not valid JSON ({e}); re-run hecktor-convert") from e
 
 
 def restore_image(pred: sitk.Image, record: dict) -> sitk.Image:
@@ -43,11 +46,10 @@ def restore_image(pred: sitk.Image, record: dict) -> sitk.Image:
         raise CaseError([Problem(pid, "", "grid_mismatch",
                                  f"prediction grid {Grid.of(pred).size} @ {Grid.of(pred).spacing} is not the "
                                  f"converted grid {out_grid.size} @ {out_grid.spacing} recorded in the manifest")])
+    extra = label_values_outside(sitk.GetArrayViewFromImage(pred))  # before any cast: 1.5 is not 1
+    if extra:
+        raise CaseError([Problem(pid, "", "label_values", f"prediction has labels {extra} outside {{0, 1, 2}}")])
     pred = sitk.Cast(pred, sitk.sitkUInt8)
-    values = set(np.unique(sitk.GetArrayViewFromImage(pred)).tolist())
-    if not values <= {0, 1, 2}:
-        raise CaseError([Problem(pid, "", "label_values",
-                                 f"prediction has labels {sorted(values - {0, 1, 2})} outside {{0, 1, 2}}")])
     if record.get("exact_crop", False):
         out_grid.apply(pred)
         return uncrop(pred, IndexBox.from_dict(record["crop_box"]), ct_grid, 0)
@@ -57,10 +59,15 @@ def restore_image(pred: sitk.Image, record: dict) -> sitk.Image:
 def _restore_one(args: tuple[Path, dict, Path]) -> tuple[str, str | None]:
     path, record, out_path = args
     try:
+        verify_image_file(path)
         write_image(restore_image(sitk.ReadImage(str(path)), record), out_path)
         return record["patient_id"], None
     except CaseError as e:
         return record["patient_id"], "; ".join(f"{p.message} [{path}]" for p in e.problems)
+    except IncompleteFileError as e:
+        return record["patient_id"], f"cannot read {path}: {e.strerror}"
+    except OSError as e:  # WriteError names the output
+        return record["patient_id"], str(e.strerror or e)
     except RuntimeError as e:
         return record["patient_id"], f"cannot read {path}: {str(e).strip().splitlines()[-1]}"
 

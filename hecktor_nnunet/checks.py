@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
+from hecktor_nnunet.atomic_io import IncompleteFileError, verify_image_file
 from hecktor_nnunet.geometry import Grid, overlap_box, resample
 from hecktor_nnunet.problems import ERROR, WARNING, CaseError, Problem
 from hecktor_nnunet.release import Case
@@ -28,8 +29,14 @@ F18_HALF_LIFE_MIN = 109.77
 BQML_THRESHOLD = 200.0
 
 
-def label_values_outside(arr: np.ndarray) -> list[int]:
-    """Label values other than 0, 1, 2 (cheap when there are none: one min/max pass)."""
+def label_values_outside(arr: np.ndarray) -> list[float]:
+    """Label values other than 0, 1, 2, non-integer values included (cheap when there are none).
+
+    Nothing is cast first: a float label holding 1.5 reports 1.5 (a cast would have made it 1).
+    """
+    if arr.dtype.kind == "f":
+        bad = ~np.isin(arr, VALID_LABELS)
+        return sorted(set(np.unique(arr[bad]).tolist())) if bad.any() else []
     if arr.min() >= 0 and arr.max() <= 2:
         return []
     return sorted(set(np.unique(arr[(arr < 0) | (arr > 2)]).tolist()))
@@ -53,7 +60,17 @@ class LoadedCase:
 
 
 def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
-    """Read a 3D image or raise a :class:`CaseError` naming patient and file."""
+    """Read a 3D image or raise a :class:`CaseError` naming patient and file.
+
+    A file with fewer bytes than its header declares (a truncated ``.nii.gz``, whose missing part
+    SimpleITK would read as zeros) is an error, see :func:`~hecktor_nnunet.atomic_io.verify_image_file`.
+    """
+    try:
+        verify_image_file(path)
+    except IncompleteFileError as e:
+        raise CaseError([Problem(patient_id, str(path), "truncated", f"{what} file is incomplete: {e.strerror}")]) from e
+    except OSError as e:
+        raise CaseError([Problem(patient_id, str(path), "unreadable", f"cannot read {what}: {e.strerror or e}")]) from e
     try:
         img = sitk.ReadImage(str(path))
     except RuntimeError as e:
@@ -170,7 +187,8 @@ def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_chan
             label = resample(label, ct_grid, "nearest", 0)
         if extra:
             errors.append(Problem(pid, str(case.label), "label_values",
-                                  f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn)"))
+                                  f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn; "
+                                  "non-integer values are not rounded)"))
         else:
             label = sitk.Cast(label, sitk.sitkUInt8)
             counts = label_counts(sitk.GetArrayViewFromImage(label))

@@ -67,3 +67,39 @@ def test_unreadable_file_is_named(tmp_path, tiny_release):
     with pytest.raises(CaseError) as e:
         load_case(case)
     assert e.value.problems[0].code == "unreadable" and str(broken) in str(e.value)
+
+
+@pytest.mark.parametrize("what,fraction", [("ct", 0.5), ("label", 0.6)])
+def test_truncated_nii_gz_is_an_error_not_zeros(tmp_path, tiny_release, what, fraction):
+    # SimpleITK reads the missing part of a cut .nii.gz as zeros (half the CT at 0 HU, GTVp gone)
+    case = read_release(tiny_release).cases[0]
+    source = getattr(case, what)
+    cut = tmp_path / source.name
+    data = source.read_bytes()
+    cut.write_bytes(data[: int(len(data) * fraction)])
+    setattr(case, what, cut)
+    with pytest.raises(CaseError) as e:
+        load_case(case)
+    p = e.value.problems[0]
+    assert (p.code, p.patient_id, p.file) == ("truncated", case.patient_id, str(cut))
+    assert "truncated" in p.message
+
+
+def test_float_label_values_are_errors_not_cast(tmp_path, tiny_release):
+    case = read_release(tiny_release).cases[0]
+    label = sitk.ReadImage(str(case.label))
+    arr = sitk.GetArrayFromImage(label).astype(np.float32)
+    arr[arr == 1] = 1.5  # a cast to uint8 would silently make these GTVp
+    bad = sitk.GetImageFromArray(arr)
+    bad.CopyInformation(label)
+    case.label = tmp_path / case.label.name
+    sitk.WriteImage(bad, str(case.label))
+    with pytest.raises(CaseError) as e:
+        load_case(case)
+    p = e.value.problems[0]
+    assert p.code == "label_values" and "1.5" in p.message and p.file == str(case.label)
+    # integer-valued float labels are fine
+    ok = sitk.GetImageFromArray(np.round(arr))
+    ok.CopyInformation(label)
+    sitk.WriteImage(ok, str(case.label))
+    assert load_case(case).label.GetPixelID() == sitk.sitkUInt8
