@@ -83,13 +83,15 @@ def lesion_descriptors(label: np.ndarray, spacing_zyx: tuple[float, float, float
     spacing = np.asarray(spacing_zyx, dtype=float)
     voxel_ml = float(np.prod(spacing)) / 1000.0
     nodes, n_nodes = ndimage.label(label == 2, structure=np.ones((3, 3, 3), dtype=bool))
-    sizes = np.bincount(nodes.ravel())[1:] if n_nodes else np.zeros(0, dtype=int)
+    where = np.nonzero(nodes)                     # node voxels only: no pass over the background
+    ids = nodes[where]
+    sizes = np.bincount(ids, minlength=n_nodes + 1)[1:]
     distance = float("nan")
     primary = label == 1
     if n_nodes and primary.any():
         c_primary = np.argwhere(primary).mean(axis=0) * spacing
-        c_nodes = np.asarray(ndimage.center_of_mass(np.ones_like(nodes), nodes, range(1, n_nodes + 1)))
-        distance = float(np.linalg.norm(c_nodes * spacing - c_primary, axis=1).max())
+        c_nodes = np.stack([np.bincount(ids, weights=i, minlength=n_nodes + 1)[1:] for i in where], axis=1)
+        distance = float(np.linalg.norm(c_nodes / sizes[:, None] * spacing - c_primary, axis=1).max())
     return {
         "MASK_GTVn_count": float(n_nodes),
         "MASK_GTVn_total_ml": float(sizes.sum()) * voxel_ml,

@@ -9,7 +9,15 @@ Per patient: read the mask (``<ID>.nii.gz`` on the CT grid), crop the CT grid to
 all labels plus a margin, resample the PET (linear) onto that cropped CT grid, then run PyRadiomics
 once per region and modality with the params files of :data:`DEFAULT_PARAMS`. Each patient's row is
 cached (one JSON per patient, written atomically) under a key that includes the settings hash and
-the mask file's size and time, so an interrupted run resumes where it stopped.
+the mask, CT and PET files' size and time, so an interrupted run resumes where it stopped.
+
+The values are those of PyRadiomics run the plain way on the whole images (the CT as read from its
+file, the PET resampled linearly onto the whole CT grid, one full-grid mask per region), only
+cheaper. PyRadiomics anchors its ``resampledPixelSpacing`` grid at the mask's origin, so a cropped
+input would move that grid; :func:`pyradiomics_grid` computes the grid of the whole-image run,
+the CT and the label map are resampled onto it from the whole images (the small output is the only
+cost), the PET from its crop (the margin covers the interpolation), and PyRadiomics runs on those
+with its own resampling switched off.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ from scipy import ndimage
 
 from hecktor_nnunet.atomic_io import atomic_path, write_json, write_table
 from hecktor_nnunet.checks import label_values_outside
-from hecktor_nnunet.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample
+from hecktor_nnunet.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map
 from hecktor_nnunet.problems import ERROR, WARNING, Problem
 from hecktor_nnunet.prognosis.pet_descriptors import MASK_FEATURES, PET_FEATURES, pet_descriptors
@@ -45,8 +53,8 @@ MODALITIES = ("PET", "CT")
 DEFAULT_PARAMS = {m: files("hecktor_nnunet.prognosis") / "params" / f"{m.lower()}.yaml" for m in MODALITIES}
 REGION_LABELS = {"GTVp": (1,), "GTVn": (2,), "GTV": (1, 2)}
 SHELL_REGION = "GTVshell"
-#: Crop margin (mm) around the labels, beyond the shell: covers PyRadiomics' padDistance
-#: (5 voxels of 2 mm) and the 6.2 mm SUVpeak sphere.
+#: Crop margin (mm) around the labels, beyond the shell, at least: covers the 6.2 mm SUVpeak sphere.
+#: :func:`crop_margin_voxels` widens it to PyRadiomics' padded resampling grid.
 MARGIN_MM = 15.0
 #: Regions below this volume (mL) are flagged "tiny" and get NaN radiomics (one voxel of the
 #: 0.98x0.98x3 mm CT grid is 0.003 mL; a 4 mm radius sphere is 0.27 mL).
@@ -149,6 +157,92 @@ def radiomics_extractor(params_path: str):
 
 
 @lru_cache(maxsize=4)
+def _extractor_on_grid(params_path: str):
+    """The extractor of a params file for inputs already on its resampled grid (resampling off)."""
+    from radiomics import featureextractor
+
+    radiomics_extractor(params_path)  # quietens PyRadiomics' log
+    return featureextractor.RadiomicsFeatureExtractor(params_path, resampledPixelSpacing=None)
+
+
+def _resampled_spacing(setting: dict) -> np.ndarray | None:
+    """``resampledPixelSpacing`` of PyRadiomics settings (None when it does not resample)."""
+    spacing = setting.get("resampledPixelSpacing")
+    if spacing is None or setting.get("interpolator") is None:
+        return None
+    return np.asarray(spacing, dtype=float)
+
+
+def _interpolator(setting: dict) -> int:
+    """The SimpleITK interpolator of PyRadiomics settings (PyRadiomics falls back to B-spline)."""
+    name = setting.get("interpolator", sitk.sitkBSpline)
+    return getattr(sitk, name, sitk.sitkBSpline) if isinstance(name, str) else int(name)
+
+
+def crop_margin_voxels(settings: ExtractionSettings, spacing: Sequence[float]) -> np.ndarray:
+    """Crop margin (voxels, x/y/z) around the labels that leaves every feature unchanged.
+
+    Covers :data:`MARGIN_MM` plus the shell, and the whole-image PyRadiomics run's resampled grid:
+    ``padDistance`` voxels of ``resampledPixelSpacing`` beyond the region plus one voxel of
+    rounding, and the interpolator's reach (two voxels, three for B-spline).
+    """
+    spacing = np.asarray(spacing, dtype=float)
+    need = np.full(3, MARGIN_MM)
+    for modality in MODALITIES:
+        setting = radiomics_extractor(str(settings.params_pet if modality == "PET" else settings.params_ct)).settings
+        step = _resampled_spacing(setting)
+        step = spacing if step is None else np.where(step == 0, spacing, np.maximum(step, spacing))
+        need = np.maximum(need, (setting.get("padDistance", 5) + 1.5) * step + 3 * spacing)
+    return np.ceil((need + (settings.shell_mm or 0.0)) / spacing).astype(int)
+
+
+def pyradiomics_grid(mask: sitk.Image, box: IndexBox, image_spacing: Sequence[float], setting: dict) -> Grid | None:
+    """The grid PyRadiomics resamples a region onto when it is given the whole images.
+
+    Follows ``radiomics.imageoperations.resampleImage`` (PyRadiomics 3.1) step by step, with the
+    same floating-point operations: a lattice of ``resampledPixelSpacing`` anchored at the mask's
+    origin, over the region's bounding box plus ``padDistance`` voxels, clipped to the image.
+
+    Parameters
+    ----------
+    mask : sitk.Image
+        A whole-grid image with the mask's geometry (only its geometry is used).
+    box : IndexBox
+        The region's bounding box on that grid.
+    image_spacing : sequence of float
+        Spacing (mm) of the image the features are computed on.
+    setting : dict
+        PyRadiomics settings (``resampledPixelSpacing``, ``interpolator``, ``padDistance``).
+
+    Returns
+    -------
+    Grid or None
+        None when PyRadiomics would not interpolate (no resampling, or the image already has the
+        requested spacing): then it only crops, and a crop with enough margin gives the same values.
+    """
+    resampled = _resampled_spacing(setting)
+    if resampled is None:
+        return None
+    pad = setting.get("padDistance", 5)
+    mask_spacing = np.array(mask.GetSpacing())
+    resampled = np.where(resampled == 0, mask_spacing, resampled)
+    bb = np.array([*box.start, *box.size])
+    resampled = np.where(bb[3:] != 1, resampled, mask_spacing)
+    if np.allclose(np.array(image_spacing), resampled):
+        return None
+    ratio = mask_spacing / resampled
+    lower = np.floor((bb[:3] - 0.5) * ratio - pad)
+    upper = np.ceil((bb[:3] + bb[3:] - 0.5) * ratio + pad)
+    max_upper = np.ceil(np.array(mask.GetSize()) * ratio) - 1
+    lower = np.where(lower < 0, 0, lower)
+    upper = np.where(upper > max_upper, max_upper, upper)
+    size = np.array(upper - lower + 1, dtype="int").tolist()
+    origin_index = np.array(.5 * (resampled - mask_spacing) / mask_spacing) + lower / ratio
+    origin = mask.TransformContinuousIndexToPhysicalPoint(origin_index)
+    return Grid(tuple(size), tuple(resampled.tolist()), tuple(origin), tuple(mask.GetDirection()))
+
+
+@lru_cache(maxsize=4)
 def radiomics_feature_names(params_path: str) -> tuple[str, ...]:
     """The feature names a params file produces (``original_firstorder_Mean``, ...).
 
@@ -209,20 +303,20 @@ def _read_label(job: PatientJob, ct_grid: Grid, problems: list[Problem]) -> sitk
         problems.append(Problem(job.patient_id, job.mask, "mask_grid",
                                 "mask is not on the CT grid; resampled onto it (nearest neighbour)", WARNING))
         mask = resample(mask, ct_grid, "nearest", 0, sitk.sitkUInt8)
-    arr = sitk.GetArrayFromImage(mask)
+    arr = sitk.GetArrayViewFromImage(mask)
     odd = label_values_outside(arr)
-    if odd:
-        problems.append(Problem(job.patient_id, job.mask, "label_values",
-                                f"label values {odd} are not 0/1/2; those voxels are treated as background",
-                                WARNING))
-        arr = np.where(np.isin(arr, [1, 2]), arr, 0)
-    out = sitk.GetImageFromArray(arr.astype(np.uint8))
+    if not odd:
+        return mask if mask.GetPixelID() == sitk.sitkUInt8 else sitk.Cast(mask, sitk.sitkUInt8)
+    problems.append(Problem(job.patient_id, job.mask, "label_values",
+                            f"label values {odd} are not 0/1/2; those voxels are treated as background",
+                            WARNING))
+    out = sitk.GetImageFromArray(np.where(np.isin(arr, [1, 2]), arr, 0).astype(np.uint8))
     out.CopyInformation(mask)
     return out
 
 
 def _extract_region(job: PatientJob, modality: str, image: sitk.Image, region_mask: sitk.Image,
-                    region: str, problems: list[Problem]) -> dict[str, float]:
+                    region: str, on_grid: bool, problems: list[Problem]) -> dict[str, float]:
     path = str(job.settings.params_pet if modality == "PET" else job.settings.params_ct)
     names = radiomics_feature_names(path)
     file = job.pet if modality == "PET" else job.ct
@@ -235,8 +329,9 @@ def _extract_region(job: PatientJob, modality: str, image: sitk.Image, region_ma
                                     f"{modality} region {region}: no voxel inside the resegmentation range "
                                     f"{window}: {modality} features are NaN", WARNING))
             return {f"{modality}_{region}_{n}": float("nan") for n in names}
+    extractor = _extractor_on_grid(path) if on_grid else radiomics_extractor(path)
     try:
-        result = radiomics_extractor(path).execute(image, region_mask, label=1)
+        result = extractor.execute(image, region_mask, label=1)
     except Exception as exc:  # PyRadiomics raises bare ValueError/RuntimeError
         problems.append(Problem(job.patient_id, file, "radiomics_failed",
                                 f"{modality} region {region}: PyRadiomics failed: {exc}", ERROR))
@@ -294,8 +389,7 @@ def _compute_patient(job: PatientJob, problems: list[Problem]) -> dict[str, floa
         problems.append(Problem(job.patient_id, job.mask, "mask_empty",
                                 "the mask has no GTVp or GTVn: all features are NaN", WARNING))
         return row
-    margin = MARGIN_MM + (settings.shell_mm or 0.0)
-    pad = np.ceil(margin / np.asarray(ct_grid.spacing)).astype(int)
+    pad = crop_margin_voxels(settings, ct_grid.spacing)
     crop_box = IndexBox.from_bounds(np.asarray(box.start) - pad, np.asarray(box.stop) + pad).intersect(
         IndexBox.full(ct_grid))
     pet_full = sitk.ReadImage(job.pet, sitk.sitkFloat32)
@@ -303,27 +397,72 @@ def _compute_patient(job: PatientJob, problems: list[Problem]) -> dict[str, floa
         problems.append(Problem(job.patient_id, job.pet, "pet_fov",
                                 "the labelled region is partly outside the PET field of view (SUV 0 there)",
                                 WARNING))
-    ct_crop = sitk.Cast(crop(ct, crop_box), sitk.sitkFloat32)
-    label_crop = crop(label_img, crop_box)
     pet_crop = resample(pet_full, crop_box.subgrid(ct_grid), "linear", 0.0, sitk.sitkFloat32)
-    del ct, pet_full
-    label = sitk.GetArrayFromImage(label_crop)
+    del pet_full
+    label = sitk.GetArrayViewFromImage(label_img)[crop_box.slices()]
     spacing_zyx = tuple(reversed(ct_grid.spacing))
     regions = _regions(label, settings, spacing_zyx)
     voxel_ml = float(np.prod(ct_grid.spacing)) / 1000.0
-    images = {"PET": pet_crop, "CT": ct_crop}
     for region, mask in regions.items():
-        volume = float(mask.sum()) * voxel_ml
+        volume = float(np.count_nonzero(mask)) * voxel_ml
         row[f"flag_{region}_empty"] = float(volume == 0)
         row[f"flag_{region}_tiny"] = float(0 < volume < settings.min_volume_ml)
         if volume < settings.min_volume_ml:
             continue
-        mask_img = sitk.GetImageFromArray(mask.astype(np.uint8))
-        mask_img.CopyInformation(label_crop)
+        inputs = _RegionInputs(ct, pet_crop, label_img, crop_box, region, mask)
         for modality in MODALITIES:
-            row.update(_extract_region(job, modality, images[modality], mask_img, region, problems))
-    row.update(pet_descriptors(sitk.GetArrayFromImage(pet_crop), label, regions, spacing_zyx))
+            path = str(settings.params_pet if modality == "PET" else settings.params_ct)
+            image, mask_img, on_grid = inputs.for_modality(modality, radiomics_extractor(path).settings)
+            row.update(_extract_region(job, modality, image, mask_img, region, on_grid, problems))
+    row.update(pet_descriptors(sitk.GetArrayFromImage(pet_crop), np.asarray(label), regions, spacing_zyx))
     return row
+
+
+class _RegionInputs:
+    """The images and mask PyRadiomics gets for one region, as the whole-image run would see them.
+
+    ``ct`` and ``label_img`` are whole (the CT as read, the label map on the CT grid), ``pet_crop``
+    is the PET on the CT grid inside ``crop_box``, ``mask`` the region inside ``crop_box``.
+    """
+
+    def __init__(self, ct: sitk.Image, pet_crop: sitk.Image, label_img: sitk.Image, crop_box: IndexBox,
+                 region: str, mask: np.ndarray) -> None:
+        self.ct, self.pet_crop, self.label_img, self.crop_box = ct, pet_crop, label_img, crop_box
+        self.region, self.mask = region, mask
+        local = bounding_box(mask)
+        self.box = IndexBox(tuple(int(a + b) for a, b in zip(local.start, crop_box.start)), local.size)
+        self._masks: dict[Grid, sitk.Image] = {}
+
+    def _crop_mask(self) -> sitk.Image:
+        img = sitk.GetImageFromArray(self.mask.astype(np.uint8))
+        img.CopyInformation(self.pet_crop)
+        return img
+
+    def _grid_mask(self, grid: Grid) -> sitk.Image:
+        """The region's mask on ``grid``, nearest neighbour from the whole-grid label map."""
+        if grid not in self._masks:
+            if self.region in REGION_LABELS:
+                source, values = self.label_img, REGION_LABELS[self.region]
+            else:  # the shell is not a label value: place it on the whole grid
+                source = uncrop(self._crop_mask(), self.crop_box, Grid.of(self.label_img))
+                values = (1,)
+            labels = sitk.Resample(source, grid.reference(sitk.sitkUInt8), sitk.Transform(),
+                                   sitk.sitkNearestNeighbor, 0.0, sitk.sitkUInt8)
+            mask = sitk.GetImageFromArray(np.isin(sitk.GetArrayViewFromImage(labels), values).astype(np.uint8))
+            mask.CopyInformation(labels)
+            self._masks[grid] = mask
+        return self._masks[grid]
+
+    def for_modality(self, modality: str, setting: dict) -> tuple[sitk.Image, sitk.Image, bool]:
+        """``(image, mask, on_grid)``: on PyRadiomics' resampled grid (``on_grid``) or cropped."""
+        grid = pyradiomics_grid(self.label_img, self.box, self.ct.GetSpacing(), setting)
+        if grid is None:
+            image = self.pet_crop if modality == "PET" else crop(self.ct, self.crop_box)
+            return image, self._crop_mask(), False
+        source = self.pet_crop if modality == "PET" else self.ct
+        image = sitk.Resample(source, grid.reference(source.GetPixelID()), sitk.Transform(),
+                              _interpolator(setting), 0.0, source.GetPixelID())
+        return image, self._grid_mask(grid), True
 
 
 def _file_stamp(path: str) -> dict[str, Any]:

@@ -136,3 +136,62 @@ def test_cli(phantom, tmp_path, capsys):
     assert "wrote 2 patient(s)" in capsys.readouterr().out and meta["settings"]["shell_mm"] == 3
     assert not [c for c in df.columns if "_GTVn_original" in c]
     assert main(["--release", str(tmp_path / "nowhere"), "--masks", str(phantom / "masks"), "-o", str(out)]) == 2
+
+
+def _plain_pyradiomics(ct_path, pet_path, mask_path, shell_mm):
+    """PyRadiomics the plain way: whole images, one full-grid mask per region, a fresh extractor.
+
+    The images are the CT as read from its file and the PET resampled (linear) onto the whole CT
+    grid; the masks are the label map's regions (and the shell: GTV dilated by ``shell_mm``, minus
+    the GTV) on the CT grid. Returns ``{column: value}``, None for a region PyRadiomics refuses.
+    """
+    import SimpleITK as sitk
+    from radiomics import featureextractor
+    from scipy import ndimage
+
+    from hecktor_nnunet.geometry import Grid, resample
+    from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS, REGION_LABELS
+
+    ct = sitk.ReadImage(str(ct_path))
+    pet = resample(sitk.ReadImage(str(pet_path), sitk.sitkFloat32), Grid.of(ct), "linear", 0.0, sitk.sitkFloat32)
+    label_img = sitk.ReadImage(str(mask_path))
+    label = sitk.GetArrayFromImage(label_img)
+    masks = {region: np.isin(label, values) for region, values in REGION_LABELS.items()}
+    dist = ndimage.distance_transform_edt(label == 0, sampling=tuple(reversed(ct.GetSpacing())))
+    masks["GTVshell"] = (dist <= shell_mm) & (label == 0)
+    out = {}
+    for region, mask in masks.items():
+        mask_img = sitk.GetImageFromArray(mask.astype(np.uint8))
+        mask_img.CopyInformation(label_img)
+        for modality, image in (("PET", pet), ("CT", ct)):
+            extractor = featureextractor.RadiomicsFeatureExtractor(str(DEFAULT_PARAMS[modality]))
+            try:
+                result = extractor.execute(image, mask_img, label=1)
+            except ValueError:         # e.g. nothing left after the CT resegmentation
+                out[(modality, region)] = None
+                continue
+            out[(modality, region)] = {f"{modality}_{region}_{k}": float(v) for k, v in result.items()
+                                       if not k.startswith("diagnostics_")}
+    return out
+
+
+def test_features_equal_plain_pyradiomics_on_whole_images(synth_masks):
+    """Cropping, the PET resampled on the crop only and the per-region grids change no value (1e-6)."""
+    from hecktor_nnunet.release import read_release
+
+    root, masks, _ = synth_masks
+    release = read_release(root)
+    df = extract_features(root, masks, None, quiet=True, shell_mm=5).set_index("PatientID")
+    compared = 0
+    for pid in df.index[:3]:
+        case = release.case(pid)
+        row = df.loc[pid]
+        for (modality, region), plain in _plain_pyradiomics(case.ct, case.pet, masks / f"{pid}.nii.gz", 5).items():
+            if row[f"flag_{region}_empty"] or row[f"flag_{region}_tiny"] or plain is None:
+                assert np.isnan(row[f"{modality}_{region}_original_firstorder_Mean"]), (pid, modality, region)
+                continue
+            columns = list(plain)
+            np.testing.assert_allclose(row[columns].to_numpy(float), [plain[c] for c in columns],
+                                       rtol=1e-6, atol=1e-9, err_msg=f"{pid} {modality} {region}")
+            compared += len(columns)
+    assert compared > 1000
