@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 
-from hecktor_nnunet.dataset_conversion.convert import convert_release
+from hecktor_nnunet.dataset_conversion.convert import convert_release, summary_text
 from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 
 DATASET_ID = 500
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     result = convert_release(a.release, DATASET_ID, name=DATASET_NAME, raw_dir=a.raw_dir, settings=RECOMMENDED,
                              splits="centre-stratified", n_folds=5, seed=12345, workers=a.workers)
+    print(summary_text(result))
     return 0 if result.ok else 1
 
 

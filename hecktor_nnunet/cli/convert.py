@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from hecktor_nnunet.cli.common import fail, setup_logging
-from hecktor_nnunet.dataset_conversion.convert import convert_release
+from hecktor_nnunet.dataset_conversion.convert import convert_release, summary_text
 from hecktor_nnunet.dataset_conversion.settings import CROP_MODES, PET_NORMS, ConversionSettings
 from hecktor_nnunet.dataset_conversion.splits import SPLIT_MODES
+from hecktor_nnunet.problems import format_report
 from hecktor_nnunet.release import READERS
 
 
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--skip-bad", action="store_true", help="exit 0 even when some cases failed")
     ap.add_argument("--overwrite", action="store_true", help="replace an existing dataset folder")
     ap.add_argument("-np", "--workers", type=int, default=1, help="worker processes")
-    ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--quiet", action="store_true", help="no progress bar nor summary; errors still print")
     return ap
 
 
@@ -50,8 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         result = convert_release(a.release, a.dataset_id, name=a.name, raw_dir=a.raw_dir, settings=settings,
                                  layout=a.layout, suv_factors=a.suv_factors, splits=a.splits, n_folds=a.folds,
                                  seed=a.seed, workers=a.workers, overwrite=a.overwrite, quiet=a.quiet)
-    except (ValueError, FileExistsError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
+    except OSError as e:  # a folder made otherwise or busy, a full disk: the message names the file
+        return fail(e.strerror or str(e))
+    if not a.quiet:
+        print(summary_text(result))
+    elif result.failed:  # errors always print, --quiet or not
+        print(format_report([p for p in result.problems if not p.usable]), file=sys.stderr)
     if result.failed and not a.skip_bad:
         return fail(f"{len(result.failed)} case(s) failed: {', '.join(result.failed)} "
                     "(see the report above; --skip-bad to accept)", 1)

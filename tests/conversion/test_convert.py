@@ -162,3 +162,132 @@ def test_restore_rejects_wrong_grid_and_labels(tiny_release, tmp_path):
     assert restore_main([str(preds), "--manifest", manifest, "-o", str(tmp_path / "o")]) == 2
     sitk.WriteImage(lab, str(preds / "NOPE-001.nii.gz"))
     assert restore_main([str(preds), "--manifest", manifest, "-o", str(tmp_path / "o")]) == 2
+
+
+def _copy_release(tiny_release, tmp_path, n=4):
+    """A small editable copy of the tiny release: its first n labelled patients."""
+    root = tmp_path / "release"
+    for case in [c for c in read_release(tiny_release).cases if c.labelled][:n]:
+        for p in (case.ct, case.pet, case.label):
+            if p is not None:
+                dst = root / "Task 1" / case.patient_id / p.name
+                dst.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(p, dst)
+    return root
+
+
+def _stamps(ds):
+    return {str(p.relative_to(ds)): p.stat().st_mtime_ns for p in ds.rglob("*.nii.gz")}
+
+
+def test_resume_checks_inputs_and_outputs(tiny_release, tmp_path):
+    rel = _copy_release(tiny_release, tmp_path)
+    res = convert_release(rel, 520, raw_dir=tmp_path / "raw", quiet=True)
+    ds, (a, b, c, d) = res.dataset_dir, res.converted
+    before = _stamps(ds)
+    # a deleted output is rebuilt
+    (ds / "imagesTr" / f"{a}_0001.nii.gz").unlink()
+    # a corrected source label is converted again
+    label = next((rel / "Task 1" / b).glob(f"{b}.nii.gz"))
+    img = sitk.ReadImage(str(label))
+    arr = sitk.GetArrayFromImage(img)
+    arr[arr == 2] = 0
+    fixed = sitk.GetImageFromArray(arr)
+    fixed.CopyInformation(img)
+    sitk.WriteImage(fixed, str(label))
+    # a patient gone from the release leaves nothing behind
+    shutil.rmtree(rel / "Task 1" / c)
+    res2 = convert_release(rel, 520, raw_dir=tmp_path / "raw", quiet=True)
+    assert res2.ok and res2.converted == [a, b, d]
+    after = _stamps(ds)
+    assert (ds / "imagesTr" / f"{a}_0001.nii.gz").is_file()
+    assert not (_arr(ds / "labelsTr" / f"{b}.nii.gz") == 2).any()
+    assert not any(c in name for name in after) and not (ds / ".hecktor_cases" / f"{c}.json").exists()
+    assert {p.patient_id for p in res2.problems if p.code == "stale_output"} == {c}
+    assert after[f"imagesTr/{d}_0000.nii.gz"] == before[f"imagesTr/{d}_0000.nii.gz"]  # untouched: not redone
+    manifest = json.loads((ds / "conversion_manifest.json").read_text())
+    assert set(manifest["cases"]) == {a, b, d}
+    assert set(manifest["cases"][a]["outputs"]) == {f"imagesTr/{a}_0000.nii.gz", f"imagesTr/{a}_0001.nii.gz",
+                                                    f"labelsTr/{a}.nii.gz"}
+
+
+def test_another_release_into_the_same_dataset_is_refused(tiny_release, tmp_path):
+    rel = _copy_release(tiny_release, tmp_path, n=2)
+    convert_release(rel, 521, raw_dir=tmp_path / "raw", quiet=True)
+    other = tmp_path / "other"
+    generate_release(other, 2, seed=7)
+    with pytest.raises(FileExistsError, match="another release"):
+        convert_release(other, 521, raw_dir=tmp_path / "raw", quiet=True)
+    res = convert_release(other, 521, raw_dir=tmp_path / "raw", overwrite=True, quiet=True)
+    ids = {c.patient_id for c in read_release(other).cases}
+    assert set(res.converted) == ids
+    assert {p.name.split("_0")[0] for p in (res.dataset_dir / "imagesTr").iterdir()} == ids
+
+
+def test_splits_removed_when_no_longer_asked_for(tiny_release, tmp_path):
+    rel = _copy_release(tiny_release, tmp_path, n=4)
+    res = convert_release(rel, 522, raw_dir=tmp_path / "raw", splits="leave-one-centre-out", quiet=True)
+    assert (res.dataset_dir / "splits_final.json").is_file()
+    res = convert_release(rel, 522, raw_dir=tmp_path / "raw", quiet=True)
+    manifest = json.loads((res.dataset_dir / "conversion_manifest.json").read_text())
+    assert "splits" not in manifest and not (res.dataset_dir / "splits_final.json").exists()
+    assert any(p.code == "stale_splits" for p in res.problems)
+
+
+def test_unreadable_record_and_leftovers_do_not_block_a_resume(tiny_release, tmp_path, caplog):
+    rel = _copy_release(tiny_release, tmp_path, n=3)
+    res = convert_release(rel, 523, raw_dir=tmp_path / "raw", quiet=True)
+    ds = res.dataset_dir
+    record = ds / ".hecktor_cases" / f"{res.converted[0]}.json"
+    record.write_text("")  # a kill during the first record write
+    leftovers = [ds / "imagesTr" / f".{res.converted[1]}_0001.nii.gz.hecktor-tmp-4f00hblv.nii.gz",
+                 ds / ".hecktor_cases" / f".{res.converted[1]}.json.hecktor-tmp-x1y2z3w4.json",
+                 ds / f".conversion_manifest.json.hecktor-tmp-abcdefgh.json"]
+    for p in leftovers:
+        p.write_text("")
+    res2 = convert_release(rel, 523, raw_dir=tmp_path / "raw", quiet=True)
+    assert res2.ok and res2.converted == res.converted
+    assert str(record) in caplog.text
+    assert json.loads(record.read_text())["patient_id"] == res.converted[0]
+    assert not any(p.exists() for p in leftovers)
+    assert not [p for p in ds.rglob(".*") if "hecktor-tmp" in p.name]
+
+
+def test_a_second_writer_fails_fast(tiny_release, tmp_path, capsys):
+    from hecktor_nnunet.atomic_io import folder_lock
+
+    rel = _copy_release(tiny_release, tmp_path, n=2)
+    ds = tmp_path / "raw" / "Dataset524_HECKTOR2025"
+    with folder_lock(ds, "hecktor-convert (another run)"):
+        for extra in ([], ["--overwrite"], ["--crop", "none"]):
+            assert convert_main([str(rel), "-d", "524", "-o", str(tmp_path / "raw"), "--quiet", *extra]) == 2
+            err = capsys.readouterr().err
+            assert "another run" in err and str(ds) in err
+    assert sorted(p.name for p in ds.iterdir()) == [".hecktor.lock"]  # the folder was not touched
+    assert convert_main([str(rel), "-d", "524", "-o", str(tmp_path / "raw"), "--quiet"]) == 0
+
+
+def test_quiet_still_prints_errors(bad_release, tmp_path, capsys):
+    assert convert_main([str(bad_release), "-d", "525", "-o", str(tmp_path), "--quiet"]) == 1
+    captured = capsys.readouterr()
+    oracle = pd.read_csv(bad_release.parent / "release_oracle.csv").fillna("")
+    pid = oracle.loc[oracle["bad"] == "label_3", "PatientID"].item()
+    line = next(l for l in captured.err.splitlines() if pid in l and "label_values" in l)
+    assert "ERROR" in line and ".nii.gz" in line
+    assert captured.out == ""
+
+
+def test_restore_rejects_non_integer_predictions(tiny_release, tmp_path):
+    res = convert_release(_copy_release(tiny_release, tmp_path, n=1), 526, raw_dir=tmp_path / "raw", quiet=True)
+    pid = res.converted[0]
+    lab = sitk.ReadImage(str(res.dataset_dir / "labelsTr" / f"{pid}.nii.gz"))
+    arr = sitk.GetArrayFromImage(lab).astype(np.float32)
+    arr[arr == 2] = 1.5
+    pred = sitk.GetImageFromArray(arr)
+    pred.CopyInformation(lab)
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    sitk.WriteImage(pred, str(preds / f"{pid}.nii.gz"))
+    manifest = str(res.dataset_dir / "conversion_manifest.json")
+    assert restore_main([str(preds), "--manifest", manifest, "-o", str(tmp_path / "o"), "--quiet"]) == 2
+    assert not (tmp_path / "o" / f"{pid}.nii.gz").exists()
