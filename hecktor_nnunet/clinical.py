@@ -26,6 +26,7 @@ Missing values stay missing (NaN / empty string), never imputed here.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 from typing import Iterable
@@ -34,6 +35,8 @@ import numpy as np
 import pandas as pd
 
 from hecktor_nnunet.problems import WARNING, Problem
+
+log = logging.getLogger(__name__)
 
 SCHEMA = ["PatientID", "Centre", "CenterID", "Age", "Gender", "Tobacco Consumption",
           "Alcohol Consumption", "Performance Status", "Treatment", "M-stage", "T-stage",
@@ -105,6 +108,14 @@ def normalise_table(df: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, l
     return df, problems
 
 
+def _differ(a: pd.Series, b: pd.Series, numeric: bool) -> pd.Series:
+    """Element-wise "the values differ": as numbers in numeric columns (57 and 57.0 agree), else as text."""
+    if numeric:
+        x, y = pd.to_numeric(a, errors="coerce"), pd.to_numeric(b, errors="coerce")
+        return ~np.isclose(x.to_numpy(float), y.to_numpy(float), rtol=1e-9, atol=0.0, equal_nan=True)
+    return a.astype(str) != b.astype(str)
+
+
 def read_clinical_tables(paths: Iterable[Path], extra_rows: list[dict] | None = None
                          ) -> tuple[pd.DataFrame, list[Problem]]:
     """Read and merge clinical CSVs (any edition) into one row per patient in the schema.
@@ -133,7 +144,8 @@ def read_clinical_tables(paths: Iterable[Path], extra_rows: list[dict] | None = 
         common = merged.index.intersection(nxt.index)
         for col in merged.columns.intersection(nxt.columns):
             a, b = merged.loc[common, col], nxt.loc[common, col]
-            clash = a.notna() & b.notna() & (a.astype(str) != b.astype(str))
+            numeric = col in NUMERIC or (pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b))
+            clash = a.notna() & b.notna() & _differ(a, b, numeric)
             for pid in common[clash.to_numpy()]:
                 problems.append(Problem(pid, "", "clinical_conflict",
                                         f"column {col!r} differs between clinical files "
@@ -145,7 +157,15 @@ def read_clinical_tables(paths: Iterable[Path], extra_rows: list[dict] | None = 
 
 
 def read_clinical(path: str | Path) -> pd.DataFrame:
-    """Read one clinical table (CSV or Parquet, any edition) in the schema."""
+    """Read one clinical table (CSV or Parquet, any edition) in the schema.
+
+    Oddities (non-numeric values read as missing) are logged as warnings naming patient and file,
+    and kept in ``df.attrs["problems"]`` (a list of :class:`~hecktor_nnunet.problems.Problem`).
+    """
     path = Path(path)
     raw = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
-    return normalise_table(raw, str(path))[0]
+    df, problems = normalise_table(raw, str(path))
+    for p in problems:
+        log.warning("%s", p)
+    df.attrs["problems"] = problems
+    return df
