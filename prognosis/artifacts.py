@@ -54,7 +54,10 @@ def versions() -> dict[str, str]:
 
 def save_model(model: PrognosisModel, folder: str | Path, *, radiomics_columns: list[str], params_hash: str | None,
                cv_report: dict | None = None) -> Path:
-    """Write a fitted model into ``folder`` (created; existing files replaced atomically).
+    """Write a fitted model's files into ``folder`` (created; each file replaced atomically).
+
+    ``folder`` should be new: :func:`hecktor_nnunet.prognosis.train.train` passes a temporary folder
+    that replaces the model folder whole, so no file of an earlier model stays beside these.
 
     Parameters
     ----------

@@ -16,3 +16,14 @@ def fail(message: str, code: int = 2) -> int:
     """Print an error for the user and return the exit status."""
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def os_error_text(e: OSError) -> str:
+    """The user's message for an OSError: this project's own errors already name the file."""
+    from hecktor_nnunet.atomic_io import FolderBusyError, IncompleteFileError, WriteError
+
+    if isinstance(e, (WriteError, FolderBusyError)):
+        return e.strerror
+    if isinstance(e, IncompleteFileError):
+        return f"{e.filename}: {e.strerror}"
+    return str(e)

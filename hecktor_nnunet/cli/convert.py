@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
 from hecktor_nnunet.dataset_conversion.convert import convert_release, summary_text
 from hecktor_nnunet.dataset_conversion.settings import CROP_MODES, PET_NORMS, ConversionSettings
 from hecktor_nnunet.dataset_conversion.splits import SPLIT_MODES
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as e:
         return fail(str(e))
     except OSError as e:  # a folder made otherwise or busy, a full disk: the message names the file
-        return fail(e.strerror or str(e))
+        return fail(os_error_text(e))
     if not a.quiet:
         print(summary_text(result))
     elif result.failed:  # errors always print, --quiet or not

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -21,6 +21,8 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the 95%% intervals")
     p.add_argument("-np", "--threads", type=int, default=1, help="threads per model")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing output folder (it is written whole: nothing of it is kept)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,20 +59,23 @@ def main(argv: list[str] | None = None) -> int:
 
             train(a.task, features, a.clinical, a.out, model=a.model, use_radiomics=not a.no_radiomics,
                   k_features=a.k_features, cv=None if a.no_cv else a.cv, repeats=a.repeats, seed=a.seed,
-                  n_bootstrap=a.bootstrap, n_jobs=a.threads, quiet=a.quiet)
+                  n_bootstrap=a.bootstrap, n_jobs=a.threads, quiet=a.quiet, overwrite=a.overwrite)
             print(f"model written to {a.out}")
         else:
             from hecktor_nnunet.prognosis.train import run_cv
 
             res = run_cv(a.task, features, a.clinical, a.out, model=a.model, cv=a.cv, n_splits=a.folds,
                          repeats=a.repeats, seed=a.seed, use_radiomics=not a.no_radiomics,
-                         k_features=a.k_features, n_bootstrap=a.bootstrap, n_jobs=a.threads, quiet=a.quiet)
+                         k_features=a.k_features, n_bootstrap=a.bootstrap, n_jobs=a.threads, quiet=a.quiet,
+                         overwrite=a.overwrite)
             key = "c_index" if a.task == "rfs" else "balanced_accuracy"
             lo, hi = res.report[f"{key}_ci95"]
             print(f"{a.task} {a.model} ({a.cv}): {key} {res.report[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
                   f"report in {a.out}/cv_report.json")
-    except (FileNotFoundError, ValueError, ModelMismatchError) as e:
+    except (ValueError, ModelMismatchError) as e:
         return fail(str(e))
+    except OSError as e:  # a missing input, an existing output folder, a failed write: named in the message
+        return fail(os_error_text(e))
     return 0
 
 

@@ -113,3 +113,26 @@ def test_wrong_model_for_task_and_duplicate_patients_are_clear_errors(tables, tm
     assert main(["cv", "rfs", "--clinical", str(dup), *args]) == 2
     err = capsys.readouterr().err
     assert str(dup) in err and str(clin.loc[0, "PatientID"]) in err
+
+
+def test_model_folder_is_written_whole_or_refused(rfs_model, tables, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "model"
+    shutil.copytree(rfs_model, out)  # an xgb model: model.json, feature_importance.*, km_risk_groups.png
+    (out / "cv_report.json").write_text('{"model": "xgb", "c_index": 0.9}')
+    (out / "oof_predictions.csv").write_text("PatientID,score\n")
+    args = ["train", "rfs", "--features", str(tables / "features.parquet"), "--clinical", str(tables / "clinical.csv"),
+            "-o", str(out), "--model", "coxnet", "--no-cv"]
+    before = sorted(p.name for p in out.iterdir())
+    assert main(["--quiet", *args]) == 2
+    assert "--overwrite" in capsys.readouterr().err and sorted(p.name for p in out.iterdir()) == before
+    assert main(["--quiet", *args, "--overwrite"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["km_risk_groups.png", "model.joblib", "prognosis.json"]
+    assert json.loads((out / "prognosis.json").read_text())["model"] == "coxnet"
+    # an hpv model in the folder of an rfs one keeps no KM plot
+    hpv = ["train", "hpv", "--features", str(tables / "features.parquet"), "--clinical", str(tables / "clinical.csv"),
+           "-o", str(out), "--no-cv", "--overwrite"]
+    assert main(["--quiet", *hpv]) == 0
+    assert "km_risk_groups.png" not in {p.name for p in out.iterdir()} and (out / "roc.png").is_file()
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left beside it
