@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import SimpleITK as sitk
@@ -119,14 +119,27 @@ def candidates(gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML)
     return [Postprocessing(k, t) for k, t in itertools.product((False, True), thresholds)]
 
 
-def select_postprocessing(cases: Sequence[tuple[np.ndarray, np.ndarray, Sequence[float]]],
+def _largest_component_only(mask: np.ndarray) -> np.ndarray:
+    lab, n = components(mask, CONNECTIVITY)
+    if n <= 1:
+        return mask
+    return lab == int(np.argmax(np.bincount(lab.ravel())[1:])) + 1
+
+
+def select_postprocessing(cases: Iterable[tuple[np.ndarray, np.ndarray, Sequence[float]]],
                           gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML
                           ) -> tuple[Postprocessing, list[dict]]:
     """Grid search over :func:`candidates`; returns the best setting and every candidate's scores.
 
+    The cases are streamed: one (truth, prediction) pair in memory at a time. The two options act on
+    different labels (keeping the largest GTVp component touches only label 1, the GTVn threshold
+    only label 2), so each case is scored once per GTVp option and once per GTVn threshold, with
+    its truth masks and predicted components computed once, and the per-candidate statistics are
+    accumulated; the scores equal :func:`score` of :func:`apply_postprocessing` for every candidate.
+
     Parameters
     ----------
-    cases : sequence of (truth, prediction, spacing)
+    cases : iterable of (truth, prediction, spacing)
         Label maps (z, y, x) and voxel spacing (mm).
 
     Returns
@@ -136,11 +149,45 @@ def select_postprocessing(cases: Sequence[tuple[np.ndarray, np.ndarray, Sequence
     table : list of dict
         One row per candidate: the setting and its scores.
     """
-    if not cases:
+    cands = candidates(gtvn_thresholds_ml)
+    thresholds = sorted({c.min_gtvn_ml for c in cands})
+    dices: dict[bool, list[float]] = {False: [], True: []}
+    gtvn: dict[float, dict[str, list[float]]] = {t: {k: [] for k in ("inter", "tvol", "pvol", "tp", "fp", "fn")}
+                                                for t in thresholds}
+    n = 0
+    for truth, pred, spacing in cases:
+        n += 1
+        voxel_ml = float(np.prod(spacing)) / 1000.0
+        t, p = truth == GTVP, pred == GTVP
+        for keep, pp in ((False, p), (True, _largest_component_only(p))):
+            denom = np.count_nonzero(t) + np.count_nonzero(pp)
+            if denom:
+                dices[keep].append(2.0 * np.count_nonzero(t & pp) / denom)
+        tn, pn = truth == GTVN, pred == GTVN
+        t_ml = np.count_nonzero(tn) * voxel_ml
+        lab, n_comp = components(pn, CONNECTIVITY)
+        sizes_ml = np.bincount(lab.ravel(), minlength=n_comp + 1)[1:] * voxel_ml
+        for thr in thresholds:
+            small = np.flatnonzero(sizes_ml < thr) + 1 if thr > 0 else np.empty(0, int)
+            kept = pn & ~np.isin(lab, small) if len(small) else pn
+            m = match_lesions(tn, kept, CONNECTIVITY)
+            acc = gtvn[thr]
+            acc["inter"].append(np.count_nonzero(tn & kept) * voxel_ml)
+            acc["tvol"].append(t_ml)
+            acc["pvol"].append(np.count_nonzero(kept) * voxel_ml)
+            acc["tp"].append(m.tp)
+            acc["fp"].append(m.fp)
+            acc["fn"].append(m.fn)
+    if not n:
         raise ValueError("no validation cases to choose post-processing from")
     table, best, best_score = [], None, -np.inf
-    for cand in candidates(gtvn_thresholds_ml):
-        s = score((truth, apply_postprocessing(pred, sp, cand), sp) for truth, pred, sp in cases)
+    for cand in cands:
+        gtvp = float(np.mean(dices[cand.keep_largest_gtvp])) if dices[cand.keep_largest_gtvp] else 1.0
+        acc = gtvn[cand.min_gtvn_ml]
+        dsc_agg = aggregated_dice(acc["inter"], acc["tvol"], acc["pvol"])
+        f1_agg = aggregated_f1(acc["tp"], acc["fp"], acc["fn"])
+        s = {"gtvp_dice": gtvp, "gtvn_dsc_agg": dsc_agg, "gtvn_f1_agg": f1_agg,
+             "mean": float(np.mean([gtvp, dsc_agg, f1_agg]))}
         table.append({**cand.to_dict(), **s})
         if s["mean"] > best_score + 1e-12:
             best, best_score = cand, s["mean"]
@@ -152,9 +199,9 @@ def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     return sitk.GetArrayFromImage(img), img.GetSpacing()[::-1]
 
 
-def validation_cases(model_dir: str | Path, folds: Sequence[int | str], truth_dir: str | Path,
-                     file_ending: str = ".nii.gz") -> list[tuple[np.ndarray, np.ndarray, tuple[float, ...]]]:
-    """(truth, prediction, spacing) of every validation case of ``folds`` in a trained model folder.
+def validation_files(model_dir: str | Path, folds: Sequence[int | str], truth_dir: str | Path,
+                     file_ending: str = ".nii.gz") -> list[tuple[Path, Path]]:
+    """(truth file, prediction file) of every validation case of ``folds`` in a trained model folder.
 
     Raises
     ------
@@ -162,7 +209,7 @@ def validation_cases(model_dir: str | Path, folds: Sequence[int | str], truth_di
         If a fold has no validation predictions, or a prediction has no truth file.
     """
     model_dir, truth_dir = Path(model_dir), Path(truth_dir)
-    out = []
+    pairs = []
     for f in folds:
         val_dir = model_dir / f"fold_{f}" / "validation"
         preds = sorted(val_dir.glob(f"*{file_ending}"))
@@ -173,10 +220,15 @@ def validation_cases(model_dir: str | Path, folds: Sequence[int | str], truth_di
             t = truth_dir / p.name
             if not t.is_file():
                 raise FileNotFoundError(f"no ground truth {t} for validation prediction {p}")
-            truth, spacing = _read(t)
-            pred, _ = _read(p)
-            out.append((truth, pred, spacing))
-    return out
+            pairs.append((t, p))
+    return pairs
+
+
+def validation_cases(files: Iterable[tuple[Path, Path]]) -> Iterator[tuple[np.ndarray, np.ndarray, tuple[float, ...]]]:
+    """(truth, prediction, spacing) of each (truth file, prediction file), read one pair at a time."""
+    for t, p in files:
+        truth, spacing = _read(t)
+        yield truth, _read(p)[0], spacing
 
 
 def select_for_model(model_dir: str | Path, folds: Sequence[int | str], truth_dir: str | Path,
@@ -197,9 +249,9 @@ def select_for_model(model_dir: str | Path, folds: Sequence[int | str], truth_di
     dict
         What was saved: ``setting``, ``folds``, ``n_cases``, ``candidates`` (scores of each).
     """
-    cases = validation_cases(model_dir, folds, truth_dir)
-    best, table = select_postprocessing(cases, gtvn_thresholds_ml)
-    result = {"setting": best.to_dict(), "folds": [str(f) for f in folds], "n_cases": len(cases),
+    files = validation_files(model_dir, folds, truth_dir)
+    best, table = select_postprocessing(validation_cases(files), gtvn_thresholds_ml)
+    result = {"setting": best.to_dict(), "folds": [str(f) for f in folds], "n_cases": len(files),
               "score": "mean of GTVp Dice, GTVn DSCagg, GTVn F1agg (26-connected lesions, IoU > 0.3)",
               "candidates": table}
     write_json(result, Path(model_dir) / POSTPROCESSING_FILE)

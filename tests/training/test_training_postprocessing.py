@@ -85,3 +85,28 @@ def test_select_for_model_reads_validation_folds_and_saves_json(tmp_path):
     assert load_postprocessing(tmp_path) is None
     with pytest.raises(FileNotFoundError, match="fold_2"):
         select_for_model(model, [2], truth)
+
+
+def _random_case(rng, shape=(24, 24, 24)):
+    from scipy import ndimage
+
+    truth = np.zeros(shape, np.uint8)
+    pred = np.zeros(shape, np.uint8)
+    for arr in (truth, pred):
+        for value, n in ((1, 2), (2, 5)):
+            seeds = np.zeros(shape, bool)
+            seeds[tuple(rng.integers(2, s - 2, n) for s in shape)] = True
+            blobs = ndimage.binary_dilation(seeds, iterations=int(rng.integers(0, 3)))
+            arr[blobs & (arr == 0)] = value
+    return truth, pred, tuple(rng.uniform(0.8, 3.0, 3))
+
+
+def test_streamed_search_equals_scoring_every_candidate():
+    rng = np.random.default_rng(3)
+    cases = [_random_case(rng) for _ in range(6)]
+    thresholds = (0.01, 0.05, 0.2)
+    best, table = select_postprocessing((case for case in cases), thresholds)  # a stream, read once
+    for row, cand in zip(table, candidates(thresholds)):
+        expected = score((t, apply_postprocessing(p, sp, cand), sp) for t, p, sp in cases)
+        assert {k: row[k] for k in expected} == expected, cand  # exactly equal, not approximately
+    assert best == candidates(thresholds)[int(np.argmax([r["mean"] for r in table]))]
