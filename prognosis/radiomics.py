@@ -39,7 +39,7 @@ import SimpleITK as sitk
 import yaml
 from scipy import ndimage
 
-from hecktor_nnunet.atomic_io import atomic_path, write_json, write_table
+from hecktor_nnunet.atomic_io import atomic_path, remove_temp_files, write_json, write_table
 from hecktor_nnunet.checks import label_values_outside
 from hecktor_nnunet.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map
@@ -566,6 +566,8 @@ def extract_features(
                                   tuple(regions), shell_mm, min_volume_ml)
     release = read_release(release_root)
     masks = find_masks(masks_dir)
+    if cache_dir:  # temporary files a killed run left in the cache
+        remove_temp_files(cache_dir)
     problems: list[Problem] = []
     jobs = []
     for pid, mask in masks.items():
