@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 CENTRES = {"CHUM": 1, "CHUP": 2, "CHUS": 3, "MDA": 5, "HGJ": 6, "HMR": 7, "USZ": 8}
 BAD_KINDS = ("pet_bqml", "empty_gtvn", "label_3", "missing_pet", "label_grid", "nan_ct", "no_overlap")
 F18_HALF_LIFE_MIN = 109.77
+#: lesion volume ranges (mL) of the synthetic patients, as in HECKTOR (primary tumours ~5-60 mL, nodes ~0.5-20 mL)
+GTVP_ML = (5.0, 60.0)
+GTVN_ML = (0.5, 15.0)
 
 
 @dataclass(frozen=True)
@@ -89,14 +92,26 @@ class Patient:
     def body(self, zyx) -> dict[str, np.ndarray]:
         cx, cy = self.body_xy
         t = self.top
+        z = zyx[0]
         head = _ellipsoid(zyx, (cx, cy, t - 95), (72, 88, 95))
         brain = _ellipsoid(zyx, (cx, cy + 5, t - 85), (60, 74, 70))
         neck = _cylinder(zyx, (cx, cy + 10), (55, 58), t - 270, t - 140)
         torso = _cylinder(zyx, (cx, cy + 10), (170, 100), -1e9, t - 250)
+        body = head | neck | torso
+        inner = (_ellipsoid(zyx, (cx, cy, t - 95), (66, 82, 89)) | _cylinder(zyx, (cx, cy + 10), (49, 52), t - 270, t - 140)
+                 | _cylinder(zyx, (cx, cy + 10), (164, 94), -1e9, t - 250))
+        # cranium: a 7 mm shell around the brain only; the face and neck below it are soft tissue
+        skull = _ellipsoid(zyx, (cx, cy + 5, t - 85), (67, 81, 77)) & ~brain & (z > t - 125)
+        # mandible: the front half of a thin elliptic ring at the level of the oropharynx
+        ring = (_ellipsoid(zyx, (cx, cy - 15, t - 150), (46, 48, 9)) & ~_ellipsoid(zyx, (cx, cy - 15, t - 150), (40, 42, 9)))
+        mandible = ring & (zyx[1] < cy - 15)
         spine = _cylinder(zyx, (cx, cy + 40), (11, 11), -1e9, t - 150)
         airway = _cylinder(zyx, (cx, cy - 25), (8, 8), t - 260, t - 150)
-        return {"body": head | neck | torso, "brain": brain, "skull": head & ~brain,
-                "spine": spine, "airway": airway}
+        # the lateral neck compartments around the great vessels, where the lymph nodes lie, are fatty
+        neck_fat = (_ellipsoid(zyx, (cx - 36, cy + 5, t - 190), (17, 24, 48))
+                    | _ellipsoid(zyx, (cx + 36, cy + 5, t - 190), (17, 24, 48)))
+        return {"body": body, "fat": (body & ~inner) | (neck_fat & body), "brain": brain,
+                "bone": (skull | mandible | spine) & body, "airway": airway}
 
     def lesions(self, zyx) -> tuple[np.ndarray, np.ndarray]:
         gtvp = _ellipsoid(zyx, self.tumour_c, self.tumour_r)
@@ -106,10 +121,19 @@ class Patient:
         return gtvp, gtvn & ~gtvp
 
 
+def _radii(rng: np.random.Generator, volume_range_ml: tuple[float, float]) -> tuple[float, float, float]:
+    """Ellipsoid semi-axes (mm) of a log-uniform volume in ``volume_range_ml`` with mild anisotropy."""
+    volume_mm3 = 1000 * float(np.exp(rng.uniform(*np.log(volume_range_ml))))
+    aspect = rng.uniform(0.75, 1.3, size=3)
+    aspect /= np.prod(aspect) ** (1 / 3)
+    r0 = (volume_mm3 / (4 / 3 * np.pi)) ** (1 / 3)
+    return tuple(float(r0 * a) for a in aspect)
+
+
 def draw_patient(pid: str, centre: str, rng: np.random.Generator, fov_top: float) -> Patient:
     top = fov_top - rng.uniform(10, 30)
     cx, cy = rng.normal(0, 4), rng.normal(0, 4)
-    tr = tuple(float(v) for v in rng.uniform(8, 22, size=3))
+    tr = _radii(rng, GTVP_ML)
     tc = (cx + rng.choice([-1, 1]) * rng.uniform(5, 18), cy - rng.uniform(0, 12), top - rng.uniform(150, 175))
     age = float(np.clip(rng.normal(62, 9), 35, 88))
     n_nodes = int(rng.choice([0, 1, 1, 2, 2, 3, 4]))
@@ -117,7 +141,7 @@ def draw_patient(pid: str, centre: str, rng: np.random.Generator, fov_top: float
     for _ in range(n_nodes):
         side = rng.choice([-1, 1])
         c = (cx + side * rng.uniform(30, 42), cy + rng.uniform(-5, 15), top - rng.uniform(165, 215))
-        r = tuple(float(v) for v in rng.uniform(5, 12, size=3))
+        r = _radii(rng, GTVN_ML)
         nodes.append((c, r, float(rng.uniform(3, 9))))
     tumour_suv = float(rng.lognormal(np.log(9), 0.35))
     # HPV: younger, more nodes, higher uptake -> more often positive
@@ -135,13 +159,14 @@ def _render(p: Patient, spec: SizeSpec, ct_origin, pet_origin, rng: np.random.Ge
     parts = p.body(zyx)
     ct = np.full(parts["body"].shape, -1000.0, dtype=np.float32)
     ct[parts["body"]] = 40.0
-    ct[parts["skull"] & parts["body"]] = 700.0
+    ct[parts["fat"]] = -100.0
     ct[parts["brain"]] = 35.0
-    ct[parts["spine"] & parts["body"]] = 600.0
+    ct[parts["bone"]] = 700.0
     ct[parts["airway"]] = -950.0
     gtvp, gtvn = p.lesions(zyx)
-    ct[gtvp] += 15.0
-    ct[gtvn] += 10.0
+    # lesions are soft tissue (slightly enhancing tumour, nodes near muscle density) wherever they sit
+    ct[gtvp] = 60.0
+    ct[gtvn] = 45.0
     ct += rng.normal(0, 12, size=ct.shape).astype(np.float32)
     label = np.zeros(ct.shape, dtype=np.uint8)
     label[gtvn] = 2
@@ -196,6 +221,7 @@ def generate_release(
     bad: dict[str, int] | None = None,
     n_unlabelled: int = 0,
     oracle: str | Path | None = None,
+    oracle_labels: str | Path | None = None,
     quiet: bool = True,
 ) -> pd.DataFrame:
     """Write a synthetic release and return the oracle table (true risk, HPV probability, bad kind).
@@ -219,6 +245,9 @@ def generate_release(
         Extra patients without labels (only in Task 2/3, or imagesTs for 2022).
     oracle : path, optional
         Where the oracle CSV goes (default ``<out>_oracle.csv``, outside the release).
+    oracle_labels : path, optional
+        A folder (outside the release) that receives the true label map ``<ID>.nii.gz`` of every
+        patient, labelled or not: radiomics from true masks for patients the release gives no label.
     """
     from tqdm.auto import tqdm
 
@@ -229,6 +258,8 @@ def generate_release(
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
+    if oracle_labels is not None and out.resolve() in (Path(oracle_labels).resolve(), *Path(oracle_labels).resolve().parents):
+        raise ValueError(f"oracle_labels {oracle_labels} must lie outside the release {out}")
     spec = SIZES[size]
     rng = np.random.default_rng(seed)
     centres = list(centres or CENTRES)
@@ -281,6 +312,8 @@ def generate_release(
             ref.SetSpacing(coarse)
             ref.SetOrigin(tuple(ct_origin + np.asarray(spec.ct_spacing) / 2))
             lab_img = sitk.Resample(lab_img, ref, sitk.Transform(), sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
+        if oracle_labels is not None:
+            write_image(lab_img, Path(oracle_labels) / f"{pid}.nii.gz")
         # SimpleITK's NIfTI reader turns NaN into 0, so a NaN CT is only visible in MetaImage
         _write_patient(out, layout, pid, pid in labelled, ct_img, pet_img, lab_img,
                        write_pet=kind != "missing_pet", ct_suffix=".mha" if kind == "nan_ct" else ".nii.gz")

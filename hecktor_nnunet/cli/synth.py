@@ -27,12 +27,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bad", nargs="*", default=[], metavar="KIND[:N]",
                     help=f"deliberately broken cases, kinds: {', '.join(BAD_KINDS)}")
     ap.add_argument("--oracle", help="oracle CSV path (default <out>_oracle.csv, outside the release)")
+    ap.add_argument("--oracle-labels", metavar="DIR",
+                    help="also write every patient's true label map <ID>.nii.gz there (outside the release)")
     ap.add_argument("--quiet", action="store_true")
     a = ap.parse_args(argv)
     setup_logging(a.quiet)
     try:
         oracle = generate_release(a.out, a.cases, size=a.size, layout=a.layout, seed=a.seed, bad=_bad(a.bad),
-                                  n_unlabelled=a.unlabelled, oracle=a.oracle, quiet=a.quiet)
+                                  n_unlabelled=a.unlabelled, oracle=a.oracle,
+                                  oracle_labels=a.oracle_labels, quiet=a.quiet)
     except (ValueError, FileExistsError) as e:
         return fail(str(e))
     if not a.quiet:
