@@ -41,6 +41,15 @@ def test_cindex_hand_computed():
     assert concordance_index(t, e, -r) == pytest.approx(1 - concordance_index(t, e, r))
 
 
+def test_cindex_is_scikit_survivals_near_ties_included():
+    # risks that differ by float rounding only (1e-12) are ties, as in scikit-survival (tied_tol 1e-8)
+    t, e = [1, 2, 3, 4], [1, 1, 1, 0]
+    r = [2.0, 2.0 + 1e-12, 1.0, 0.0]
+    assert concordance_index(t, e, r) == pytest.approx(concordance_index_censored(np.array(e, bool), t, r)[0])
+    # pairs (0,1) tie -> 0.5; (0,2), (0,3), (1,2), (1,3), (2,3) concordant -> 5.5 / 6
+    assert concordance_index(t, e, r) == pytest.approx(5.5 / 6)
+
+
 @pytest.mark.parametrize("args,msg", [
     (([1, 2], [0, 0], [1, 2]), "All samples are censored"),
     (([1, 2], [1, 0], [1, np.nan]), "risk contains NaN"),
