@@ -25,8 +25,8 @@ from hecktor_nnunet.clinical import read_clinical
 from hecktor_nnunet.geometry import Grid, resample
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
 from hecktor_nnunet.metrics.classification import balanced_accuracy, binary_summary, roc_auc
-from hecktor_nnunet.metrics.segmentation import (IOU_THRESHOLD, aggregated_dice, aggregated_f1, borda_ranking,
-                                                 patient_metrics)
+from hecktor_nnunet.metrics.segmentation import (BOTH_EMPTY_DICE, IOU_THRESHOLD, MATCHING, aggregated_dice,
+                                                 aggregated_f1, borda_ranking, mean_dice, patient_metrics)
 from hecktor_nnunet.metrics.survival import concordance_index, time_dependent_auc, uno_c
 from hecktor_nnunet.parallel import parallel_map
 from hecktor_nnunet.problems import ERROR, WARNING, Problem, format_report
@@ -103,6 +103,7 @@ class _SegJob:
     preds: tuple[Path | None, ...]
     resample_nearest: bool
     connectivity: int
+    matching: str
 
 
 def _read_label(path: Path, pid: str) -> tuple[sitk.Image, np.ndarray]:
@@ -164,7 +165,7 @@ def _evaluate_case(job: _SegJob) -> dict:
                         problems.append(Problem(job.patient_id, str(pred_path), "resampled",
                                                 "prediction resampled (nearest) onto the truth grid", WARNING))
                     p_arr = _label_array(p_img, pred_path, job.patient_id)
-                row = patient_metrics(t_arr, p_arr, spacing, connectivity=job.connectivity)
+                row = patient_metrics(t_arr, p_arr, spacing, connectivity=job.connectivity, matching=job.matching)
                 rows.append({"patient_id": job.patient_id, "centre": centre_of(job.patient_id),
                              "prediction": "" if pred_path is None else str(pred_path), **row})
             except _CaseFailure as e:
@@ -186,10 +187,14 @@ def _nanstat(func, values) -> float:
     return float(func(v)) if v.size else float("nan")
 
 
-def seg_core_metrics(df: pd.DataFrame) -> dict:
-    """The headline Task 1 metrics of a per-patient table (rows from :func:`patient_metrics`)."""
+def seg_core_metrics(df: pd.DataFrame, both_empty_dice: str = "zero") -> dict:
+    """The headline Task 1 metrics of a per-patient table (rows from :func:`patient_metrics`).
+
+    ``both_empty_dice`` is how the GTVp mean counts a patient with no GTVp in truth and
+    prediction (:func:`~hecktor_nnunet.metrics.segmentation.mean_dice`).
+    """
     return {
-        "gtvp_dice_mean": _nanstat(np.mean, df["gtvp_dice"]),
+        "gtvp_dice_mean": mean_dice(df["gtvp_dice"], both_empty_dice),
         "gtvn_dsc_agg": aggregated_dice(df["gtvn_inter_ml"], df["gtvn_true_ml"], df["gtvn_pred_ml"]),
         "gtvn_f1_agg": aggregated_f1(df["gtvn_tp"], df["gtvn_fp"], df["gtvn_fn"]),
         "gtvp_hd95_median": _nanstat(np.median, df["gtvp_hd95"]),
@@ -198,27 +203,49 @@ def seg_core_metrics(df: pd.DataFrame) -> dict:
     }
 
 
-def seg_summary(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, connectivity: int = 26) -> dict:
-    """Summary of a per-patient table: headline metrics, counts, per-centre values, bootstrap CIs."""
-    s = seg_core_metrics(df)
+def seg_conventions(connectivity: int = 26, matching: str = "greedy", both_empty_dice: str = "zero") -> dict:
+    """The choices behind a segmentation summary, as written to ``summary.json`` (``conventions``)."""
+    from importlib.metadata import version
+
+    return {
+        "gtvp_dice_both_empty": both_empty_dice,
+        "gtvp_dice_both_empty_rule": ("Dice 0, counted in the GTVp mean (the organisers' convention)"
+                                      if both_empty_dice == "zero" else "left out of the GTVp mean"),
+        "connectivity": connectivity,
+        "iou_threshold": IOU_THRESHOLD,
+        "iou_rule": "a predicted lesion detects a true lesion when IoU > iou_threshold (strict)",
+        "matching": matching,
+        "matching_rule": ("one-to-one, greedy by descending IoU" if matching == "greedy"
+                          else "one-to-one, maximum matching (the most detections possible)"),
+        "hd95": f"MONAI {version('monai')} compute_hausdorff_distance(percentile=95, symmetric, voxel spacing in mm)",
+        "hd95_empty": "NaN when either side is empty, excluded from the median",
+        "aggregate_empty": "DSCagg and F1agg are 1.0 when there is no GTVn anywhere",
+    }
+
+
+def seg_summary(df: pd.DataFrame, n_boot: int = 1000, seed: int = 0, connectivity: int = 26,
+                matching: str = "greedy", both_empty_dice: str = "zero") -> dict:
+    """Summary of a per-patient table: headline metrics, counts, per-centre values, bootstrap CIs.
+
+    ``connectivity`` and ``matching`` are those the table was computed with (recorded only);
+    ``both_empty_dice`` decides how the GTVp mean counts patients with neither truth nor
+    prediction of GTVp (``gtvp_dice_n_both_empty`` says how many there were).
+    """
+    s = seg_core_metrics(df, both_empty_dice)
     s.update({
         "gtvp_dice_n_both_empty": int(df["gtvp_dice"].isna().sum()),
         "gtvn_dice_mean_per_patient": _nanstat(np.mean, df["gtvn_dice"]),
         "gtvp_hd95_n_undefined": int((df["gtvp_hd95_status"] != "ok").sum()),
         "gtvn_hd95_n_undefined": int((df["gtvn_hd95_status"] != "ok").sum()),
         "gtvn_lesions": {k: int(df[f"gtvn_{k}"].sum()) for k in ("tp", "fp", "fn", "n_true", "n_pred")},
-        "conventions": {"connectivity": connectivity, "iou_threshold": IOU_THRESHOLD,
-                        "matching": "one-to-one, greedy by descending IoU",
-                        "dice_both_empty": "NaN, excluded from the GTVp mean",
-                        "hd95_empty": "NaN when either side is empty, excluded from the median",
-                        "aggregate_empty": "DSCagg and F1agg are 1.0 when there is no GTVn anywhere"},
+        "conventions": seg_conventions(connectivity, matching, both_empty_dice),
     })
-    s["per_centre"] = {c: seg_core_metrics(sub) for c, sub in df.groupby("centre", sort=True)}
+    s["per_centre"] = {c: seg_core_metrics(sub, both_empty_dice) for c, sub in df.groupby("centre", sort=True)}
     cols = {k: df[k].to_numpy(dtype=float) for k in
             ("gtvp_dice", "gtvn_inter_ml", "gtvn_true_ml", "gtvn_pred_ml", "gtvn_tp", "gtvn_fp", "gtvn_fn",
              "gtvp_hd95", "gtvn_hd95")}
     s["ci"] = {
-        "gtvp_dice_mean": bootstrap_ci(lambda d: _nanstat(np.mean, d), cols["gtvp_dice"], n=n_boot, seed=seed),
+        "gtvp_dice_mean": bootstrap_ci(lambda d: mean_dice(d, both_empty_dice), cols["gtvp_dice"], n=n_boot, seed=seed),
         "gtvn_dsc_agg": bootstrap_ci(aggregated_dice, cols["gtvn_inter_ml"], cols["gtvn_true_ml"],
                                      cols["gtvn_pred_ml"], n=n_boot, seed=seed),
         "gtvn_f1_agg": bootstrap_ci(aggregated_f1, cols["gtvn_tp"], cols["gtvn_fp"], cols["gtvn_fn"],
@@ -235,6 +262,11 @@ def format_seg_summary(s: dict, name: str = "") -> str:
     for k in SEG_METRICS:
         lo, hi = s["ci"][k]
         lines.append(f"  {k:<18} {s[k]:8.4f}   95% CI [{lo:.4f}, {hi:.4f}]")
+    c = s["conventions"]
+    lines.append(f"  GTVp mean Dice: {s['gtvp_dice_n_both_empty']} patient(s) without GTVp in truth and prediction, "
+                 f"{c['gtvp_dice_both_empty_rule']} (--both-empty-dice {c['gtvp_dice_both_empty']})")
+    lines.append(f"  GTVn lesions: connectivity {c['connectivity']}, IoU > {c['iou_threshold']}, "
+                 f"{c['matching_rule']} (--matching {c['matching']}); HD95: {c['hd95']}")
     per = pd.DataFrame(s["per_centre"]).T
     if len(per):
         per["n_patients"] = per["n_patients"].astype(int)
@@ -261,6 +293,8 @@ def evaluate_segmentation(
     resample_nearest: bool = False,
     missing_as_empty: bool = False,
     connectivity: int = 26,
+    matching: str = "greedy",
+    both_empty_dice: str = "zero",
     n_boot: int = 1000,
     seed: int = 0,
     quiet: bool = False,
@@ -286,6 +320,11 @@ def evaluate_segmentation(
         Score a missing prediction as an empty label map (with a warning) instead of failing.
     connectivity : {6, 18, 26}
         Lesion connectivity for GTVn detection.
+    matching : {"greedy", "optimal"}
+        One-to-one lesion matching for F1agg: greedy by descending IoU, or a maximum matching.
+    both_empty_dice : {"zero", "exclude"}
+        A patient with no GTVp in truth and prediction counts as Dice 0 in the GTVp mean (the
+        organisers' convention), or is left out of it.
     n_boot : int
         Bootstrap resamples for the 95% intervals (0 disables them).
     seed : int
@@ -307,6 +346,10 @@ def evaluate_segmentation(
     """
     if connectivity not in (6, 18, 26):
         raise ValueError(f"connectivity must be 6, 18 or 26, got {connectivity}")
+    if matching not in MATCHING:
+        raise ValueError(f"matching must be one of {MATCHING}, got {matching!r}")
+    if both_empty_dice not in BOTH_EMPTY_DICE:
+        raise ValueError(f"both_empty_dice must be one of {BOTH_EMPTY_DICE}, got {both_empty_dice!r}")
     pred_dirs = [Path(preds)] if isinstance(preds, (str, Path)) else [Path(p) for p in preds]
     if not pred_dirs:
         raise ValueError("no prediction folder given")
@@ -322,7 +365,7 @@ def evaluate_segmentation(
             problems.append(Problem(pid, str(d), "missing_prediction", msg, sev))
     if any(not p.usable for p in problems):
         raise EvaluationError(problems)
-    jobs = [_SegJob(pid, labels[pid], tuple(f.get(pid) for f in found), resample_nearest, connectivity)
+    jobs = [_SegJob(pid, labels[pid], tuple(f.get(pid) for f in found), resample_nearest, connectivity, matching)
             for pid in sorted(labels)]
     results = list(parallel_map(_evaluate_case, jobs, workers=workers, desc="evaluate", quiet=quiet,
                                 dask_scheduler=dask_scheduler))
@@ -340,7 +383,8 @@ def evaluate_segmentation(
     for k, (name, d) in enumerate(zip(names, pred_dirs)):
         df = pd.DataFrame([r["rows"][k] for r in results]).sort_values("patient_id").reset_index(drop=True)
         run_dir = out_dir if len(pred_dirs) == 1 else out_dir / name
-        s = seg_summary(df, n_boot=n_boot, seed=seed, connectivity=connectivity)
+        s = seg_summary(df, n_boot=n_boot, seed=seed, connectivity=connectivity, matching=matching,
+                        both_empty_dice=both_empty_dice)
         s["predictions"] = str(d)
         s["truth"] = str(truth)
         run_files = {str(d), *(str(f) for f in found[k].values())}
@@ -449,20 +493,28 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
 
 
 def _align(truth_csv: str | Path, pred: str | Path, truth_cols: Sequence[str], drop_nan: bool,
-           pred_cols: Sequence[str] = ("Prediction",)) -> tuple[pd.DataFrame, dict]:
-    """Join predictions with truth; exclude (and count) patients with missing truth."""
+           complete_cases: bool = False, pred_cols: Sequence[str] = ("Prediction",)) -> tuple[pd.DataFrame, dict]:
+    """Join predictions with truth; exclude (and count) patients with missing truth.
+
+    A patient with truth and no prediction is an error naming the patient unless
+    ``complete_cases`` (then left out and counted); a NaN prediction is an error unless
+    ``drop_nan`` or ``complete_cases`` (then dropped and counted).
+    """
     truth = read_clinical(truth_csv)
     missing_cols = [c for c in truth_cols if c not in truth.columns]
     if missing_cols:
         raise EvaluationError([Problem("*", str(truth_csv), "missing_column", f"truth table lacks {missing_cols}")])
     truth = truth.drop_duplicates("PatientID").set_index("PatientID")
     preds = read_predictions(pred)
+    listed = set(preds.index)
     cols = [c for c in pred_cols if c in preds.columns]
     nan_pred = preds[cols].isna().any(axis=1)
-    counts = {"n_nan_predictions_dropped": 0}
+    counts: dict[str, Any] = {"missing_predictions": "complete cases" if complete_cases else "error",
+                              "n_nan_predictions_dropped": 0}
     if nan_pred.any():
-        if not drop_nan:
-            raise EvaluationError([Problem(pid, str(pred), "nan_prediction", "prediction is NaN (see --drop-nan)")
+        if not (drop_nan or complete_cases):
+            raise EvaluationError([Problem(pid, str(pred), "nan_prediction",
+                                           "prediction is NaN (see --drop-nan, --complete-cases)")
                                    for pid in preds.index[nan_pred]])
         counts["n_nan_predictions_dropped"] = int(nan_pred.sum())
         log.warning("dropped %d NaN prediction(s)", int(nan_pred.sum()))
@@ -471,12 +523,17 @@ def _align(truth_csv: str | Path, pred: str | Path, truth_cols: Sequence[str], d
     no_truth = joined[list(truth_cols)].isna().any(axis=1)
     counts["n_excluded_missing_truth"] = int(no_truth.sum())
     counts["excluded_missing_truth"] = sorted(joined.index[no_truth])
-    without_pred = sorted(set(truth.index[truth[list(truth_cols)].notna().all(axis=1)]) - set(preds.index))
+    without_pred = sorted(set(truth.index[truth[list(truth_cols)].notna().all(axis=1)]) - listed)
+    if without_pred and not complete_cases:
+        raise EvaluationError([Problem(pid, str(pred), "missing_prediction",
+                                       "truth but no prediction (see --complete-cases)") for pid in without_pred])
     counts["n_truth_without_prediction"] = len(without_pred)
+    counts["truth_without_prediction"] = without_pred
     if no_truth.any():
         log.warning("%d patient(s) without truth excluded: %s", int(no_truth.sum()), ", ".join(counts["excluded_missing_truth"][:10]))
     if without_pred:
-        log.info("%d patient(s) in the truth table have no prediction (not evaluated)", len(without_pred))
+        log.warning("complete cases only: %d patient(s) with truth but no prediction left out: %s",
+                    len(without_pred), ", ".join(without_pred[:10]) + (" ..." if len(without_pred) > 10 else ""))
     joined = joined[~no_truth].copy()
     bad_truth = []
     for col in truth_cols:
@@ -491,6 +548,13 @@ def _align(truth_csv: str | Path, pred: str | Path, truth_cols: Sequence[str], d
     return joined.rename_axis("PatientID"), counts
 
 
+def _left_out(s: dict) -> str:
+    """The printed note on patients left out (``complete_cases``, ``drop_nan``); empty when none."""
+    parts = [f"{n} {what}" for n, what in ((s["n_truth_without_prediction"], "with truth and no prediction"),
+                                            (s["n_nan_predictions_dropped"], "with a NaN prediction")) if n]
+    return f"; left out: {', '.join(parts)}" if parts else ""
+
+
 def _safe(func, *args, **kwargs) -> float:
     try:
         return float(func(*args, **kwargs))
@@ -499,7 +563,8 @@ def _safe(func, *args, **kwargs) -> float:
 
 
 def evaluate_rfs(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, pred_is_time: bool = False,
-                 n_boot: int = 1000, seed: int = 0, drop_nan: bool = False, quiet: bool = False) -> dict:
+                 n_boot: int = 1000, seed: int = 0, drop_nan: bool = False, complete_cases: bool = False,
+                 quiet: bool = False) -> dict:
     """Task 2: Harrell's C-index (+ Uno's C, time-dependent AUC at 2 and 3 years), CIs, per centre, KM plot.
 
     Parameters
@@ -516,12 +581,20 @@ def evaluate_rfs(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, p
         Bootstrap resamples and seed for the 95% intervals.
     drop_nan : bool
         Drop NaN predictions (counted) instead of failing.
+    complete_cases : bool
+        Score only the patients with truth and a prediction; those with truth and no (or a NaN)
+        prediction are left out and counted instead of failing.
     quiet : bool
         Do not print the summary.
+
+    Raises
+    ------
+    EvaluationError
+        Unreadable files, invalid truth, NaN predictions, patients with truth and no prediction.
     """
     from hecktor_nnunet.plots import km_risk_groups
 
-    df, counts = _align(truth_csv, pred, ["RFS", "Relapse"], drop_nan)
+    df, counts = _align(truth_csv, pred, ["RFS", "Relapse"], drop_nan, complete_cases)
     df["risk"] = -df["Prediction"] if pred_is_time else df["Prediction"]
     t, e, r = df["RFS"].to_numpy(float), df["Relapse"].to_numpy(float), df["risk"].to_numpy(float)
     out_dir = Path(out_dir)
@@ -533,6 +606,7 @@ def evaluate_rfs(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, p
         "n_patients": int(len(df)),
         "n_events": int(e.sum()),
         "prediction_read_as": "time (risk = -prediction)" if pred_is_time else "risk",
+        "c_index_implementation": "scikit-survival concordance_index_censored (Harrell; risk ties count 0.5)",
         **counts,
     }
     s["per_centre"] = {
@@ -545,7 +619,7 @@ def evaluate_rfs(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, p
     write_json(json_safe(s), out_dir / "summary.json")
     if not quiet:
         lo, hi = s["c_index_ci"]
-        print(f"RFS: {s['n_patients']} patient(s), {s['n_events']} event(s)\n"
+        print(f"RFS: {s['n_patients']} patient(s), {s['n_events']} event(s){_left_out(s)}\n"
               f"  C-index {s['c_index']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]\n  Uno's C {s['uno_c']:.4f}\n"
               f"  AUC(t)  {s['td_auc']}\n  log-rank p (median split) {s['logrank_p']:.3g}\n"
               + pd.DataFrame(s["per_centre"]).T.to_string(float_format=lambda v: f"{v:.4f}"))
@@ -553,7 +627,7 @@ def evaluate_rfs(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, p
 
 
 def evaluate_hpv(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, n_boot: int = 1000,
-                 seed: int = 0, drop_nan: bool = False, quiet: bool = False) -> dict:
+                 seed: int = 0, drop_nan: bool = False, complete_cases: bool = False, quiet: bool = False) -> dict:
     """Task 3: balanced accuracy, sensitivity, specificity (+ AUC with probabilities), CIs, per centre, ROC.
 
     Parameters
@@ -569,12 +643,15 @@ def evaluate_hpv(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, n
         Bootstrap resamples and seed.
     drop_nan : bool
         Drop NaN predictions (counted) instead of failing.
+    complete_cases : bool
+        Score only the patients with truth and a prediction (see :func:`evaluate_rfs`).
     quiet : bool
         Do not print the summary.
     """
     from hecktor_nnunet.plots import roc_plot
 
-    df, counts = _align(truth_csv, pred, ["HPV Status"], drop_nan, pred_cols=("Prediction", "Probability"))
+    df, counts = _align(truth_csv, pred, ["HPV Status"], drop_nan, complete_cases,
+                        pred_cols=("Prediction", "Probability"))
     y = df["HPV Status"].to_numpy(float)
     yp = df["Prediction"].to_numpy(float)
     prob = df["Probability"].to_numpy(float) if "Probability" in df.columns else None
@@ -604,7 +681,7 @@ def evaluate_hpv(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, n
     write_json(json_safe(s), out_dir / "summary.json")
     if not quiet:
         lo, hi = s["balanced_accuracy_ci"]
-        print(f"HPV: {s['n_patients']} patient(s), {s['n_positive']} positive\n"
+        print(f"HPV: {s['n_patients']} patient(s), {s['n_positive']} positive{_left_out(s)}\n"
               f"  balanced accuracy {s['balanced_accuracy']:.4f}  95% CI [{lo:.4f}, {hi:.4f}]\n"
               f"  sensitivity {s['sensitivity']:.4f}  specificity {s['specificity']:.4f}  AUC {s['auc']}\n"
               + pd.DataFrame(s["per_centre"]).T.to_string())

@@ -86,6 +86,54 @@ def test_seg_truth_as_plain_label_folder(release, tmp_path):
     assert s["n_patients"] == 8 and 0 < s["gtvp_dice_mean"] < 1
 
 
+def test_seg_both_empty_gtvp_counts_zero_by_default(release, tmp_path, capsys):
+    # one patient without GTVp in truth and prediction: the organisers score it 0 in the GTVp mean
+    root, _ = release
+    labels, pred = tmp_path / "labels", tmp_path / "pred"
+    labels.mkdir()
+    pred.mkdir()
+    no_gtvp = sorted(_labels(root))[0]
+    for pid, path in _labels(root).items():
+        img = sitk.ReadImage(str(path))
+        if pid == no_gtvp:
+            arr = sitk.GetArrayFromImage(img)
+            arr[arr == 1] = 0
+            out = sitk.GetImageFromArray(arr)
+            out.CopyInformation(img)
+            img = out
+        sitk.WriteImage(img, str(labels / path.name))
+        sitk.WriteImage(img, str(pred / path.name))      # a perfect prediction
+    assert main(["seg", "--truth", str(labels), "--pred", str(pred), "-o", str(tmp_path / "zero"),
+                 "--n-boot", "10"]) == 0
+    printed = capsys.readouterr().out
+    s = json.loads((tmp_path / "zero" / "summary.json").read_text())
+    assert s["gtvp_dice_mean"] == pytest.approx(7 / 8)
+    assert s["gtvp_dice_n_both_empty"] == 1 and s["conventions"]["gtvp_dice_both_empty"] == "zero"
+    assert "1 patient(s) without GTVp in truth and prediction, Dice 0" in printed
+    assert s["per_centre"][no_gtvp.split("-")[0]]["gtvp_dice_mean"] < 1.0
+    per = pd.read_csv(tmp_path / "zero" / "per_patient.csv").set_index("patient_id")
+    assert np.isnan(per.loc[no_gtvp, "gtvp_dice"])                   # undefined per patient, as before
+    assert main(["seg", "--truth", str(labels), "--pred", str(pred), "-o", str(tmp_path / "excl"),
+                 "--n-boot", "10", "--both-empty-dice", "exclude"]) == 0
+    assert "left out of the GTVp mean (--both-empty-dice exclude)" in capsys.readouterr().out
+    s = json.loads((tmp_path / "excl" / "summary.json").read_text())
+    assert s["gtvp_dice_mean"] == 1.0 and s["conventions"]["gtvp_dice_both_empty"] == "exclude"
+
+
+def test_seg_lesion_matching_option_and_conventions_recorded(release, tmp_path):
+    root, _ = release
+    pred = _write_preds(root, tmp_path / "p", shift=2)
+    for matching in ("greedy", "optimal"):
+        assert main(["seg", "--truth", str(root), "--pred", str(pred), "-o", str(tmp_path / matching),
+                     "--n-boot", "0", "--quiet", "--matching", matching, "--connectivity", "18"]) == 0
+        c = json.loads((tmp_path / matching / "summary.json").read_text())["conventions"]
+        assert (c["matching"], c["connectivity"], c["iou_threshold"]) == (matching, 18, 0.3)
+        assert "IoU > iou_threshold" in c["iou_rule"]
+        assert c["hd95"].startswith("MONAI ") and "compute_hausdorff_distance" in c["hd95"]
+    with pytest.raises(SystemExit):
+        main(["seg", "--truth", str(root), "--pred", str(pred), "-o", str(tmp_path / "x"), "--matching", "hungarian"])
+
+
 def test_seg_grid_mismatch(release, tmp_path, capsys):
     root, _ = release
     pred = _write_preds(root, tmp_path / "p")
@@ -182,6 +230,29 @@ def test_hpv(release, tmp_path):
     preds.to_csv(tmp_path / "bad.csv", index=False)
     assert main(["hpv", "--truth", str(truth), "--pred", str(tmp_path / "bad.csv"), "-o", str(tmp_path / "h2"),
                  "--quiet"]) == 2
+
+
+@pytest.mark.parametrize("task", ["rfs", "hpv"])
+def test_missing_outcome_prediction_is_an_error_unless_complete_cases(release, tmp_path, capsys, task):
+    root, oracle = release
+    truth = root / ("Task 2/HECKTOR_2025_Training_Task_2.csv" if task == "rfs" else "Task 3/HECKTOR_2025_Training_Task_3.csv")
+    col = ["RFS", "Relapse"] if task == "rfs" else ["HPV Status"]
+    have_truth = pd.read_csv(truth).dropna(subset=col)["PatientID"].tolist()
+    value = oracle["true_risk"] if task == "rfs" else (oracle["hpv_prob"] > 0.5).astype(int)
+    preds = pd.DataFrame({"PatientID": oracle["PatientID"], "Prediction": value})
+    dropped = have_truth[1]
+    preds[preds.PatientID != dropped].to_csv(tmp_path / "p.csv", index=False)
+    assert main([task, "--truth", str(truth), "--pred", str(tmp_path / "p.csv"), "-o", str(tmp_path / "o"),
+                 "--n-boot", "10"]) == 2
+    err = capsys.readouterr().err
+    assert dropped in err and "no prediction" in err and "--complete-cases" in err
+    assert not (tmp_path / "o" / "summary.json").exists()
+    assert main([task, "--truth", str(truth), "--pred", str(tmp_path / "p.csv"), "-o", str(tmp_path / "o"),
+                 "--n-boot", "10", "--complete-cases"]) == 0
+    assert "left out: 1 with truth and no prediction" in capsys.readouterr().out
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["n_patients"] == len(have_truth) - 1 and s["missing_predictions"] == "complete cases"
+    assert s["n_truth_without_prediction"] == 1 and s["truth_without_prediction"] == [dropped]
 
 
 def test_unparsable_predictions_and_bad_truth_name_the_file(release, tmp_path, capsys):

@@ -7,6 +7,7 @@ import logging
 import sys
 
 from hecktor_nnunet.evaluate import EvaluationError, evaluate_hpv, evaluate_rfs, evaluate_segmentation
+from hecktor_nnunet.metrics.segmentation import BOTH_EMPTY_DICE, MATCHING
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="score a missing prediction as empty (warning) instead of failing")
     seg.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26),
                      help="lesion connectivity for GTVn detection (default 26)")
+    seg.add_argument("--matching", default=MATCHING[0], choices=MATCHING,
+                     help="one-to-one lesion matching for F1agg: greedy by descending IoU (default) or "
+                          "optimal (a maximum matching: the most detections possible)")
+    seg.add_argument("--both-empty-dice", default=BOTH_EMPTY_DICE[0], choices=BOTH_EMPTY_DICE,
+                     help="GTVp mean Dice of a patient with no GTVp in truth and prediction: zero (default, the "
+                          "organisers' convention) or exclude (left out of the mean)")
     seg.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
     seg.add_argument("--dask-scheduler", default=None, help="run on a Dask cluster (tcp://host:8786)")
 
@@ -37,6 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("-o", "--out", required=True, help="output folder")
         p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples (default 1000)")
         p.add_argument("--drop-nan", action="store_true", help="drop NaN predictions instead of failing")
+        p.add_argument("--complete-cases", action="store_true",
+                       help="score only the patients with truth and a prediction; those with truth and no (or a "
+                            "NaN) prediction are left out and counted instead of failing")
         if name == "rfs":
             p.add_argument("--pred-is-time", action="store_true",
                            help="predictions are times (higher = later relapse), not risks")
@@ -52,14 +62,16 @@ def main(argv: list[str] | None = None) -> int:
         if args.task == "seg":
             evaluate_segmentation(truth=args.truth, preds=args.pred, out_dir=args.out, workers=args.workers,
                                   resample_nearest=args.resample_nearest, missing_as_empty=args.missing_as_empty,
-                                  connectivity=args.connectivity, n_boot=args.n_boot, quiet=args.quiet,
+                                  connectivity=args.connectivity, matching=args.matching,
+                                  both_empty_dice=args.both_empty_dice, n_boot=args.n_boot, quiet=args.quiet,
                                   dask_scheduler=args.dask_scheduler)
         elif args.task == "rfs":
             evaluate_rfs(truth_csv=args.truth, pred=args.pred, out_dir=args.out, pred_is_time=args.pred_is_time,
-                         n_boot=args.n_boot, drop_nan=args.drop_nan, quiet=args.quiet)
+                         n_boot=args.n_boot, drop_nan=args.drop_nan, complete_cases=args.complete_cases,
+                         quiet=args.quiet)
         else:
             evaluate_hpv(truth_csv=args.truth, pred=args.pred, out_dir=args.out, n_boot=args.n_boot,
-                         drop_nan=args.drop_nan, quiet=args.quiet)
+                         drop_nan=args.drop_nan, complete_cases=args.complete_cases, quiet=args.quiet)
     except (EvaluationError, ValueError, FileNotFoundError) as e:
         print(f"hecktor-evaluate {args.task}: error:\n{e}", file=sys.stderr)
         return 2

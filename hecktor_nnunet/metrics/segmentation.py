@@ -5,21 +5,25 @@ Conventions (also in the README, "Evaluation"):
 - Arrays are ``(z, y, x)`` as returned by ``sitk.GetArrayFromImage``; ``spacing`` is given in
   the same axis order, in mm (``image.GetSpacing()[::-1]``).
 - Labels: 0 background, 1 GTVp, 2 GTVn.
-- Per-patient Dice when truth and prediction are both empty: NaN (reported, excluded from the
-  GTVp mean and counted as ``n_both_empty``). One side empty: Dice 0.
-- HD95: the larger of the two directed 95th percentiles of surface-to-surface distances (mm);
-  surfaces are the mask voxels with a 6-neighbour outside the mask; distances between voxel
-  centres in physical spacing. NaN when either side is empty; the reason is given by
-  :func:`hd95_status` (``"ok"``, ``"both_empty"``, ``"truth_empty"``, ``"pred_empty"``).
+- Per-patient Dice when truth and prediction are both empty: NaN (undefined). :func:`mean_dice`
+  then counts it as 0 (``both_empty="zero"``, the organisers' convention: SimpleITK's overlap
+  filter in the 2025 ``DiceAggScore`` and the 2021 evaluator) or leaves it out
+  (``both_empty="exclude"``). One side empty: Dice 0.
+- HD95: MONAI's ``compute_hausdorff_distance(..., percentile=95, spacing=...)``, symmetric (the
+  larger of the two directed 95th percentiles of distances between the masks' edge voxels, in
+  mm). NaN when either side is empty; the reason is given by :func:`hd95_status` (``"ok"``,
+  ``"both_empty"``, ``"truth_empty"``, ``"pred_empty"``).
 - Lesions (GTVn) are connected components (connectivity 6, 18 or 26). A predicted lesion
-  detects a true lesion when their IoU > 0.3; matching is one-to-one, greedy by descending IoU
-  (ties broken by the smaller true then predicted component index). Unmatched true lesions are
-  FN, unmatched predicted lesions FP.
+  detects a true lesion when their IoU > 0.3; matching is one-to-one, either greedy by
+  descending IoU (ties broken by the smaller true then predicted component index) or optimal
+  (the most detections a one-to-one matching allows). Unmatched true lesions are FN,
+  unmatched predicted lesions FP.
 - Aggregated Dice and F1 score 1.0 when their denominator is 0 (no GTVn anywhere).
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Sequence
 
@@ -30,6 +34,10 @@ GTVP, GTVN = 1, 2
 CLASSES = {"gtvp": GTVP, "gtvn": GTVN}
 CONNECTIVITY_RANK = {6: 1, 18: 2, 26: 3}
 IOU_THRESHOLD = 0.3
+# how the GTVp mean treats a patient with no GTVp in truth and prediction; the first is the default
+BOTH_EMPTY_DICE = ("zero", "exclude")
+# one-to-one lesion matching for F1agg; the first is the default
+MATCHING = ("greedy", "optimal")
 
 
 def _spacing(spacing: Sequence[float]) -> np.ndarray:
@@ -55,6 +63,29 @@ def dice(truth: np.ndarray, pred: np.ndarray) -> float:
     return 2.0 * np.count_nonzero(t & p) / denom
 
 
+def mean_dice(values: Sequence[float], both_empty: str = "zero") -> float:
+    """Mean of per-patient Dice values, NaN marking a patient with both masks empty.
+
+    Parameters
+    ----------
+    values : sequence of float, shape (n_patients,)
+        Per-patient Dice (:func:`dice`), NaN where truth and prediction are both empty.
+    both_empty : {"zero", "exclude"}
+        ``"zero"`` counts those patients as Dice 0 (the organisers' convention), ``"exclude"``
+        leaves them out of the mean.
+
+    Returns
+    -------
+    float
+        The mean; NaN when no patient is left to average.
+    """
+    if both_empty not in BOTH_EMPTY_DICE:
+        raise ValueError(f"both_empty must be one of {BOTH_EMPTY_DICE}, got {both_empty!r}")
+    v = np.asarray(values, dtype=float)
+    v = np.nan_to_num(v, nan=0.0) if both_empty == "zero" else v[~np.isnan(v)]
+    return float(v.mean()) if v.size else float("nan")
+
+
 def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
     """Volume of a binary mask in mL for voxel spacing in mm."""
     return float(np.count_nonzero(mask) * np.prod(_spacing(spacing)) / 1000.0)
@@ -68,10 +99,6 @@ def _crop_to(masks: Sequence[np.ndarray], pad: int = 1) -> tuple[np.ndarray, ...
     return tuple(np.pad(m[sl], pad) for m in masks)
 
 
-def _surface(mask: np.ndarray) -> np.ndarray:
-    return mask & ~ndimage.binary_erosion(mask, structure=ndimage.generate_binary_structure(3, 1), border_value=0)
-
-
 def hd95_status(truth: np.ndarray, pred: np.ndarray) -> str:
     """Why :func:`hd95` is or is not defined: ``ok``, ``both_empty``, ``truth_empty``, ``pred_empty``."""
     t_any, p_any = bool(np.any(truth)), bool(np.any(pred))
@@ -82,33 +109,25 @@ def hd95_status(truth: np.ndarray, pred: np.ndarray) -> str:
     return "truth_empty" if not t_any else "pred_empty"
 
 
-def surface_distances(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
-    """Directed surface distances (mm): truth surface -> prediction surface, and back.
-
-    Both masks must be non-empty. Work is done on the bounding box of their union.
-    """
-    s = _spacing(spacing)
-    t, p = _pair(truth, pred)
-    if not t.any() or not p.any():
-        raise ValueError("surface_distances needs two non-empty masks")
-    t, p = _crop_to([t, p])
-    st, sp = _surface(t), _surface(p)
-    dt_to_p = ndimage.distance_transform_edt(~sp, sampling=s)
-    dt_to_t = ndimage.distance_transform_edt(~st, sampling=s)
-    return dt_to_p[st], dt_to_t[sp]
-
-
 def hd95(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float]) -> float:
     """95th-percentile Hausdorff distance in mm; NaN when either mask is empty (see :func:`hd95_status`).
 
-    Defined as ``max(P95(d(truth -> pred)), P95(d(pred -> truth)))`` over surface voxels
-    (the MONAI convention; ``numpy.percentile`` with linear interpolation).
+    MONAI's ``compute_hausdorff_distance`` with ``percentile=95``, symmetric, on the voxel
+    spacing: ``max(P95(d(truth -> pred)), P95(d(pred -> truth)))`` over the masks' edge voxels
+    (mask voxels with a 6-neighbour outside it). The masks are first cropped to the bounding box
+    of their union, so the cost follows the lesion size rather than the image size.
     """
     t, p = _pair(truth, pred)
     if hd95_status(t, p) != "ok":
         return float("nan")
-    a, b = surface_distances(t, p, spacing)
-    return float(max(np.percentile(a, 95), np.percentile(b, 95)))
+    from monai.metrics import compute_hausdorff_distance  # imported here: MONAI takes seconds to import
+
+    t, p = _crop_to([t, p])
+    with warnings.catch_warnings():  # MONAI 1.5-1.6 warns about an argument its own code passes
+        warnings.filterwarnings("ignore", message=".*always_return_as_numpy", category=FutureWarning)
+        d = compute_hausdorff_distance(p[None, None], t[None, None], include_background=True, percentile=95,
+                                       spacing=_spacing(spacing).tolist())
+    return float(d.item())
 
 
 @dataclass(frozen=True)
@@ -135,8 +154,8 @@ def components(mask: np.ndarray, connectivity: int = 26) -> tuple[np.ndarray, in
 
 
 def match_lesions(truth: np.ndarray, pred: np.ndarray, connectivity: int = 26,
-                  iou_threshold: float = IOU_THRESHOLD) -> LesionMatch:
-    """One-to-one lesion matching by IoU (greedy by descending IoU, IoU strictly above threshold).
+                  iou_threshold: float = IOU_THRESHOLD, matching: str = "greedy") -> LesionMatch:
+    """One-to-one lesion matching by IoU (a pair can match only when IoU is strictly above threshold).
 
     Parameters
     ----------
@@ -146,11 +165,17 @@ def match_lesions(truth: np.ndarray, pred: np.ndarray, connectivity: int = 26,
         Neighbourhood defining a lesion.
     iou_threshold : float
         A pair can match only when IoU > threshold.
+    matching : {"greedy", "optimal"}
+        ``"greedy"`` takes pairs by descending IoU (ties: smaller true, then predicted component
+        index), skipping lesions already matched; ``"optimal"`` takes a maximum one-to-one
+        matching (the most detections possible; ``scipy.sparse.csgraph.maximum_bipartite_matching``).
 
     Returns
     -------
     LesionMatch
     """
+    if matching not in MATCHING:
+        raise ValueError(f"matching must be one of {MATCHING}, got {matching!r}")
     t, p = _pair(truth, pred)
     if not t.any() and not p.any():
         return LesionMatch(0, 0, 0, 0, 0)
@@ -166,6 +191,12 @@ def match_lesions(truth: np.ndarray, pred: np.ndarray, connectivity: int = 26,
     inter = inter.reshape(nt + 1, nps + 1)[1:, 1:]
     union = size_t[1:, None] + size_p[None, 1:] - inter
     iou = inter / union
+    if matching == "optimal":
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import maximum_bipartite_matching
+
+        tp = int(np.count_nonzero(maximum_bipartite_matching(csr_matrix(iou > iou_threshold), perm_type="column") >= 0))
+        return LesionMatch(tp, nps - tp, nt - tp, nt, nps)
     ti, pi = np.nonzero(iou > iou_threshold)
     order = np.lexsort((pi, ti, -iou[ti, pi]))
     used_t, used_p = set(), set()
@@ -181,7 +212,7 @@ def match_lesions(truth: np.ndarray, pred: np.ndarray, connectivity: int = 26,
 
 
 def patient_metrics(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float], connectivity: int = 26,
-                    iou_threshold: float = IOU_THRESHOLD) -> dict:
+                    iou_threshold: float = IOU_THRESHOLD, matching: str = "greedy") -> dict:
     """All per-patient metrics of one label-map pair.
 
     Parameters
@@ -194,6 +225,8 @@ def patient_metrics(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float
         Lesion connectivity for GTVn detection.
     iou_threshold : float
         IoU above which a predicted lesion detects a true lesion.
+    matching : {"greedy", "optimal"}
+        One-to-one lesion matching (:func:`match_lesions`).
 
     Returns
     -------
@@ -219,7 +252,7 @@ def patient_metrics(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float
         out[f"{name}_pred_ml"] = float(npred * voxel_ml)
         out[f"{name}_inter_ml"] = float(ni * voxel_ml)
         if value == GTVN:
-            m = match_lesions(t, p, connectivity, iou_threshold)
+            m = match_lesions(t, p, connectivity, iou_threshold, matching)
             out.update({f"gtvn_{k}": v for k, v in m.to_dict().items()})
     return out
 

@@ -6,7 +6,7 @@ import pytest
 import SimpleITK as sitk
 
 from hecktor_nnunet.metrics.segmentation import (aggregated_dice, aggregated_f1, borda_ranking, dice, hd95,
-                                                 hd95_status, match_lesions, patient_metrics, volume_ml)
+                                                 hd95_status, match_lesions, mean_dice, patient_metrics, volume_ml)
 
 
 def _blobs(seed, shape=(20, 30, 30)):
@@ -46,6 +46,17 @@ def test_dice_and_volume_conventions():
     assert (m["gtvn_tp"], m["gtvn_fp"], m["gtvn_fn"]) == (0, 1, 0)
 
 
+def test_mean_dice_both_empty_conventions():
+    # three patients, the third with neither truth nor prediction of the class (Dice NaN)
+    values = [0.9, 0.6, float("nan")]
+    assert mean_dice(values) == pytest.approx(0.5)        # default: the organisers' 0
+    assert mean_dice(values, "zero") == pytest.approx(0.5)
+    assert mean_dice(values, "exclude") == pytest.approx(0.75)
+    assert np.isnan(mean_dice([float("nan")], "exclude")) and mean_dice([float("nan")], "zero") == 0.0
+    with pytest.raises(ValueError, match="both_empty"):
+        mean_dice(values, "skip")
+
+
 def test_aggregated_dice_equals_direct_sum():
     # three patients on different spacings: volumes must be summed in physical units
     cases = []
@@ -75,6 +86,20 @@ def test_hd95_shifted_flat_cuboid(axis, k, spacing):
     b = np.roll(a, k, axis=axis)
     assert hd95(a, b, spacing) == pytest.approx(k * spacing[axis])
     assert hd95(a, a, spacing) == 0.0
+
+
+@pytest.mark.filterwarnings("ignore:.*always_return_as_numpy:FutureWarning")
+def test_hd95_is_monais_hausdorff_distance():
+    # reference: MONAI's compute_hausdorff_distance called directly on the full arrays, anisotropic spacing
+    from monai.metrics import compute_hausdorff_distance
+
+    for seed, spacing in ((0, (3.0, 0.98, 0.98)), (1, (2.0, 0.5, 1.5)), (2, (4.0, 4.0, 4.0))):
+        truth = _blobs(seed) == 2
+        pred = _blobs(seed + 20) > 0
+        ref = compute_hausdorff_distance(pred[None, None], truth[None, None], include_background=True,
+                                         percentile=95, spacing=list(spacing)).item()
+        assert hd95(truth, pred, spacing) == pytest.approx(ref, rel=1e-6)
+        assert hd95(pred, truth, spacing) == pytest.approx(ref, rel=1e-6)   # symmetric
 
 
 def test_hd95_concentric_spheres():
@@ -135,6 +160,28 @@ def test_one_to_one_greedy_matching():
     pred = _box(S, (5, 10), (5, 15), (5, 10))
     m = match_lesions(a | b, pred, connectivity=26)
     assert (m.tp, m.fp, m.fn, m.n_true) == (1, 0, 1, 2)
+
+
+def test_optimal_matching_detects_more_than_greedy():
+    # IoU(A, P) = 5/13 is the largest pair: greedy takes it and leaves B (only P detects it, IoU 1/3) and
+    # Q (only detects A, IoU 1/3) unmatched; the maximum one-to-one matching pairs A-Q and B-P instead.
+    a = _box(S, (5, 10), (5, 14), (5, 10))
+    b = _box(S, (5, 10), (15, 18), (5, 10))
+    p = _box(S, (5, 10), (9, 18), (5, 10))
+    q = _box(S, (5, 10), (5, 8), (5, 10))
+    greedy = match_lesions(a | b, p | q)
+    assert greedy == match_lesions(a | b, p | q, matching="greedy")
+    assert greedy.to_dict() == {"tp": 1, "fp": 1, "fn": 1, "n_true": 2, "n_pred": 2}
+    assert match_lesions(a | b, p | q, matching="optimal").to_dict() == {"tp": 2, "fp": 0, "fn": 0, "n_true": 2,
+                                                                          "n_pred": 2}
+    # a prediction covering two nodes still detects one of them only, under both rules
+    both = _box(S, (5, 10), (5, 15), (5, 10))
+    two = _box(S, (5, 10), (5, 10), (5, 10)) | _box(S, (5, 10), (11, 15), (5, 10))
+    assert match_lesions(two, both, matching="optimal").tp == 1
+    m = patient_metrics((a | b).astype(np.uint8) * 2, (p | q).astype(np.uint8) * 2, (1, 1, 1), matching="optimal")
+    assert (m["gtvn_tp"], m["gtvn_fp"], m["gtvn_fn"]) == (2, 0, 0)
+    with pytest.raises(ValueError, match="matching"):
+        match_lesions(a, p, matching="hungarian")
 
 
 def test_aggregated_f1():
