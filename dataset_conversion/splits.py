@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 
 SPLIT_MODES = ("centre-stratified", "leave-one-centre-out")
+# the one default seed of the folds, for every route (hecktor-convert, Dataset500_HECKTOR2025)
+DEFAULT_SEED = 0
 
 
-def make_splits(table: pd.DataFrame, mode: str, n_folds: int = 5, seed: int = 0) -> list[dict]:
+def make_splits(table: pd.DataFrame, mode: str, n_folds: int = 5, seed: int = DEFAULT_SEED) -> list[dict]:
     """Folds as ``[{"train": [...], "val": [...]}, ...]``.
 
     Parameters
@@ -18,6 +20,10 @@ def make_splits(table: pd.DataFrame, mode: str, n_folds: int = 5, seed: int = 0)
     mode : {"centre-stratified", "leave-one-centre-out"}
         ``centre-stratified``: ``n_folds`` folds balanced by centre and relapse status;
         ``leave-one-centre-out``: one fold per centre (its patients are the validation set).
+    n_folds : int
+        Number of centre-stratified folds.
+    seed : int
+        Seed of the shuffle before the centre-stratified deal (:data:`DEFAULT_SEED` by default).
     """
     if mode not in SPLIT_MODES:
         raise ValueError(f"split mode must be one of {SPLIT_MODES}, got {mode!r}")
