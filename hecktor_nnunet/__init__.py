@@ -5,4 +5,33 @@ Sub-packages: ``dataset_conversion`` (release -> nnU-Net raw dataset and back), 
 trainers compose), ``metrics`` (challenge metrics), ``prognosis`` (radiomics and outcome models).
 """
 
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import sys
+from pathlib import Path
+
 __version__ = "0.1.0"
+
+# In the repository, three sub-packages live beside this folder (pyproject's package-dir installs
+# them inside it). Python started in the repository root imports this folder rather than an
+# installed copy, so this finder maps them to the checkout's folders; an installed copy has them
+# inside and adds nothing.
+_CHECKOUT = Path(__file__).resolve().parent.parent
+_BESIDE = {f"{__name__}.{name}": _CHECKOUT / name for name in ("dataset_conversion", "trainers", "prognosis")}
+
+
+class _CheckoutSubpackages(importlib.abc.MetaPathFinder):
+    """Finds ``hecktor_nnunet.{dataset_conversion,trainers,prognosis}`` in a source checkout."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        folder = _BESIDE.get(fullname)
+        if folder is None:
+            return None
+        return importlib.util.spec_from_file_location(fullname, folder / "__init__.py",
+                                                      submodule_search_locations=[str(folder)])
+
+
+if (_CHECKOUT / "pyproject.toml").is_file() and all((f / "__init__.py").is_file() for f in _BESIDE.values()):
+    sys.meta_path.append(_CheckoutSubpackages())
