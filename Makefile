@@ -1,6 +1,8 @@
 # Two commands: `make demo` and `make test`. Both create .venv and install the project first.
+# Python 3.11, 3.12 or 3.13; another venv per interpreter, e.g.
+# `make test-fast PYTHON="$(PYENV_VERSION=3.12.1 pyenv which python)" VENV=.venv-py3.12`
 PYTHON ?= python3.11
-VENV   := .venv
+VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # pytest options, e.g. `make test PYTEST_ARGS="-m 'not slow'"`
@@ -13,10 +15,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	# torch and torchvision are resolved together (nnunetv2 needs torchvision)
-	$(BIN)/pip install --quiet "torch==2.14.1" "torchvision==0.29.1"
-	$(BIN)/pip install --quiet -e ".[test]"
+# the exact versions the tests ran with; pyproject.toml declares ranges
+CONSTRAINTS := constraints.txt
+
+$(STAMP): pyproject.toml $(CONSTRAINTS) | $(BIN)/python
+	$(BIN)/pip install --quiet -c $(CONSTRAINTS) -e ".[test]"
 	touch $(STAMP)
 
 install: $(STAMP)
