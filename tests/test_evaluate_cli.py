@@ -235,7 +235,8 @@ def test_hpv(release, tmp_path):
 @pytest.mark.parametrize("task", ["rfs", "hpv"])
 def test_missing_outcome_prediction_is_an_error_unless_complete_cases(release, tmp_path, capsys, task):
     root, oracle = release
-    truth = root / ("Task 2/HECKTOR_2025_Training_Task_2.csv" if task == "rfs" else "Task 3/HECKTOR_2025_Training_Task_3.csv")
+    truth = root / {"rfs": "Task 2/HECKTOR_2025_Training_Task_2.csv",
+                    "hpv": "Task 3/HECKTOR_2025_Training_Task_3.csv"}[task]
     col = ["RFS", "Relapse"] if task == "rfs" else ["HPV Status"]
     have_truth = pd.read_csv(truth).dropna(subset=col)["PatientID"].tolist()
     value = oracle["true_risk"] if task == "rfs" else (oracle["hpv_prob"] > 0.5).astype(int)
