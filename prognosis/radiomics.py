@@ -600,11 +600,11 @@ def extract_features(
             "n_patients": len(df), "n_cached": n_cached,
             "seconds_per_patient": float(np.mean(seconds)) if seconds else None,
             "problems": [p.to_dict() for p in problems]}
-    df.attrs["radiomics"] = meta
     for p in problems:
         (log.error if p.severity == ERROR else log.warning)("%s", p)
     if out is not None:
         write_features(df, out, meta)
+    df.attrs["radiomics"] = meta
     return df
 
 
@@ -614,6 +614,7 @@ def write_features(df: pd.DataFrame, out: str | Path, meta: dict) -> None:
     import pyarrow.parquet as pq
 
     out = Path(out)
+    df = pd.DataFrame(df, copy=False)  # without attrs: pandas deep-copies them on every column access
     if out.suffix == ".parquet":
         table = pa.Table.from_pandas(df, preserve_index=False)
         table = table.replace_schema_metadata({**(table.schema.metadata or {}),
