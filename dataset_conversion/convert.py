@@ -110,14 +110,16 @@ def convert_loaded(loaded, settings: ConversionSettings, images_dir: Path, label
         outputs[f"{images_dir.name}/{paths[i].name}"] = write_image(img, paths[i])
     survival = {}
     if label_out is not None:
-        orig = label_counts(sitk.GetArrayViewFromImage(loaded.label))
-        kept = label_counts(sitk.GetArrayViewFromImage(label_out))
+        orig = loaded.label_counts or label_counts(sitk.GetArrayViewFromImage(loaded.label))
+        kept = label_counts(sitk.GetArrayViewFromImage(label_out))  # counted, not assumed: the check of the crop
         for value, name in ((1, "GTVp"), (2, "GTVn")):
             v0 = orig[value] * voxel_volume_ml(ct_grid)
             v1 = kept[value] * voxel_volume_ml(out_grid)
             survival[name] = {"original_ml": round(float(v0), 4), "converted_ml": round(float(v1), 4),
                               "kept_fraction": round(float(v1 / v0), 4) if v0 > 0 else None}
-        outputs[f"{labels_dir.name}/{paths[-1].name}"] = write_image(sitk.Cast(label_out, sitk.sitkUInt8), paths[-1])
+        if label_out.GetPixelID() != sitk.sitkUInt8:
+            label_out = sitk.Cast(label_out, sitk.sitkUInt8)
+        outputs[f"{labels_dir.name}/{paths[-1].name}"] = write_image(label_out, paths[-1])
     return {
         "patient_id": pid, "centre": case.centre, "labelled": label_out is not None,
         "source": {"ct": str(case.ct), "pet": str(case.pet), "label": str(case.label) if case.label else None},

@@ -43,8 +43,9 @@ def label_values_outside(arr: np.ndarray) -> list[float]:
 
 
 def label_counts(arr: np.ndarray) -> dict[int, int]:
-    """Voxel counts of labels 1 and 2."""
-    return {v: int(np.count_nonzero(arr == v)) for v in (1, 2)}
+    """Voxel counts of labels 1 and 2 of a label map whose values are 0, 1 and 2 (checked before)."""
+    n2 = int(np.count_nonzero(arr == 2))
+    return {1: int(np.count_nonzero(arr)) - n2, 2: n2}
 
 
 @dataclass
@@ -57,6 +58,7 @@ class LoadedCase:
     label: sitk.Image | None
     extras: dict[str, sitk.Image] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
+    label_counts: dict[int, int] | None = None  #: voxels of labels 1 and 2 (None without a label)
 
 
 def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
@@ -190,7 +192,8 @@ def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_chan
                                   f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn; "
                                   "non-integer values are not rounded)"))
         else:
-            label = sitk.Cast(label, sitk.sitkUInt8)
+            if label.GetPixelID() != sitk.sitkUInt8:
+                label = sitk.Cast(label, sitk.sitkUInt8)
             counts = label_counts(sitk.GetArrayViewFromImage(label))
             for value, name in ((1, "GTVp"), (2, "GTVn")):
                 if counts[value] == 0:
@@ -199,4 +202,4 @@ def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_chan
     if errors:
         raise CaseError(errors + warnings)
     extras = {k: images[k] for k in extra_channels}
-    return LoadedCase(case, ct, pet, label, extras, warnings)
+    return LoadedCase(case, ct, pet, label, extras, warnings, counts if label is not None else None)
