@@ -141,6 +141,11 @@ def _check_channels(dataset_json: dict, settings, folder: Path) -> None:
     if n_model != len(settings.channels):
         raise ModelError(f"the model in {folder} expects {n_model} input channel(s) but the conversion settings "
                          f"give {len(settings.channels)} ({list(settings.channels)}); wrong model or settings")
+    trained = dataset_json.get("hecktor", {}).get("channels")  # what each channel held in training
+    if trained is not None and list(trained) != list(settings.channels):
+        raise ModelError(f"the model in {folder} was trained on channels {list(trained)} (dataset.json "
+                         f"hecktor.channels) but the conversion settings give {list(settings.channels)}; "
+                         "wrong model or settings")
 
 
 def _resolve_device(device: str):
@@ -230,7 +235,9 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
     postprocess : bool
         Apply the post-processing saved with the model (``hecktor-nnunet postprocess-select``).
     keep_work : path, optional
-        Keep the converted images and raw predictions there (default: a temporary folder).
+        Keep the converted images and raw predictions there (default: a temporary folder). A folder
+        reused for other inputs is brought to these cases (converted images of unchanged cases are
+        reused, the others removed; predictions are always redone).
 
     Returns
     -------
@@ -260,6 +267,8 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
     try:
         images, raw_pred, pp_pred = work / "images", work / "pred_converted", work / "pred_postprocessed"
         manifest = convert_images(release.cases, images, settings, workers=workers, quiet=quiet)
+        for stale in [*raw_pred.glob("*.nii.gz"), *pp_pred.glob("*.nii.gz")]:  # a reused --keep-work folder
+            stale.unlink()
         if manifest["failed"]:
             failed = [Problem(**p) for problems in manifest["failed"].values() for p in problems]
             raise ValueError(f"conversion failed for {sorted(manifest['failed'])}:\n{format_report(failed)}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
 from hecktor_nnunet.predict import ModelError, predict
 from hecktor_nnunet.training.registry import RECOMMENDED
 
@@ -43,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                           workers=a.workers, keep_work=a.keep_work, quiet=a.quiet)
     except (ModelError, ValueError, FileNotFoundError, KeyError, RuntimeError) as e:
         return fail(str(e))
+    except OSError as e:  # a full disk, a work folder another run holds: the message names the file
+        return fail(os_error_text(e))
     if not a.quiet:
         print(f"wrote {len(written)} label map(s) to {a.output}")
     return 0

@@ -101,3 +101,21 @@ def test_clear_errors(env, tmp_path, capsys):
     (dst / "dataset.json").write_text(json.dumps(ds))
     with pytest.raises(ModelError, match="expects 3 input channel"):
         predict(inputs, tmp_path / "o", trainer=TINY_TRAINER, results_dir=results, **common)
+    ds = json.loads((src / "dataset.json").read_text())
+    ds["hecktor"]["channels"] = ["PET", "CT"]  # same count, other content
+    (dst / "dataset.json").write_text(json.dumps(ds))
+    with pytest.raises(ModelError, match=r"trained on channels \['PET', 'CT'\]"):
+        predict(inputs, tmp_path / "o", trainer=TINY_TRAINER, results_dir=results, **common)
+
+
+def test_keep_work_folder_reused_for_other_inputs(env, tmp_path):
+    ids = _ids(env.release)
+    work = tmp_path / "work"
+    common = dict(dataset=DATASET_ID, trainer=TINY_TRAINER, folds=[0], device="cpu", quiet=True,
+                  mirroring=False, keep_work=work)
+    predict(_flat_inputs(env.release, tmp_path / "a", ids[:2]), tmp_path / "out_a", **common)
+    written = predict(_flat_inputs(env.release, tmp_path / "b", ids[2:3]), tmp_path / "out_b", **common)
+    assert written == [tmp_path / "out_b" / f"{ids[2]}.nii.gz"]
+    assert sorted(p.name for p in (work / "images").glob("*.nii.gz")) == [f"{ids[2]}_0000.nii.gz",
+                                                                          f"{ids[2]}_0001.nii.gz"]
+    assert sorted(p.name for p in (work / "pred_converted").glob("*.nii.gz")) == [f"{ids[2]}.nii.gz"]
