@@ -7,7 +7,7 @@ here are the only places HECKTOR code enters nnU-Net's training:
 - ``_build_loss``: the named loss from :mod:`hecktor_nnunet.training.losses`, wrapped for deep
   supervision once, with nnU-Net's weights;
 - ``get_training_transforms``: nnU-Net's own pipeline (``super()``) with the PET-only transforms
-  inserted after its spatial transform;
+  (the misregistration folded into its spatial transform, the rest inserted after it);
 - ``configure_rotation_dummyDA_mirroring_and_inital_patch_size``: left-right-only mirroring;
 - ``get_dataloaders``: the lymph-node-aware training loader;
 - tiny mode (the ``nnUNetTrainerHecktorTinyCPUDebug`` trainer, or any trainer with the environment
@@ -28,14 +28,13 @@ import os
 
 import torch
 
-from batchgeneratorsv2.transforms.utils.random import RandomTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from hecktor_nnunet.training.losses import build_loss, wrap_deep_supervision
 from hecktor_nnunet.training.sampling import LymphNodeDataLoader, gtvn_class_key, training_loader_class
 from hecktor_nnunet.training.transforms import (PETIntensityTransform, PETMisregistrationTransform,
-                                                 insert_after_spatial)
+                                                 add_pet_transforms)
 
 PET_CHANNEL = 1
 DEBUG_ENV = "HECKTOR_NNUNET_DEBUG"
@@ -166,9 +165,8 @@ class HecktorTrainer(nnUNetTrainer):
         spacing, pet = self.configuration_manager.spacing, self.pet_channel()
         extra = []
         if self.pet_misregistration:
-            extra.append(RandomTransform(PETMisregistrationTransform(pet, spacing, self.max_shift_mm,
-                                                                     self.max_rotation_deg),
-                                         apply_probability=self.p_pet_misregistration))
+            extra.append(PETMisregistrationTransform(pet, spacing, self.max_shift_mm, self.max_rotation_deg,
+                                                     p=self.p_pet_misregistration))
         if self.pet_intensity:
             extra.append(PETIntensityTransform(pet, spacing, self.suv_scale_range, self.pet_blur_sigma_mm))
         return extra
@@ -176,7 +174,7 @@ class HecktorTrainer(nnUNetTrainer):
     def get_training_transforms(self, *args, **kwargs):
         pipeline = super().get_training_transforms(*args, **kwargs)
         extra = self.pet_transforms()
-        return insert_after_spatial(pipeline, extra) if extra else pipeline
+        return add_pet_transforms(pipeline, extra) if extra else pipeline
 
     def left_right_axis(self) -> int:
         """Array axis of patient left-right in nnU-Net's (transposed) arrays.

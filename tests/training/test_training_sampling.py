@@ -16,7 +16,8 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from hecktor_nnunet.training.base_trainer import DEBUG_ENV, TINY_MAX_FEATURES
 from hecktor_nnunet.training.registry import TRAINERS_DIR
 from hecktor_nnunet.training.sampling import LymphNodeDataLoader, gtvn_class_key
-from hecktor_nnunet.training.transforms import PETIntensityTransform, PETMisregistrationTransform
+from hecktor_nnunet.training.transforms import (PETIntensityTransform, PETMisregistrationTransform,
+                                                 SpatialTransformWithPETMotion)
 
 from nnunet_training_support import DATASET_ID, DATASET_NAME
 
@@ -98,8 +99,11 @@ def test_trainer_hands_nnunet_node_loader_for_training_only(in_process_env):
     pipeline = train.data_loader.transforms
     assert isinstance(pipeline, ComposeTransforms)
     kinds = [type(getattr(x, "transform", x)) for x in pipeline.transforms]  # RandomTransform wraps one
-    assert PETMisregistrationTransform in kinds and PETIntensityTransform in kinds
-    assert not any(isinstance(getattr(x, "transform", x), (PETMisregistrationTransform, PETIntensityTransform))
+    assert SpatialTransformWithPETMotion in kinds and PETIntensityTransform in kinds  # the motion is folded in
+    folded = next(x for x in pipeline.transforms if isinstance(x, SpatialTransformWithPETMotion))
+    assert isinstance(folded.motion, PETMisregistrationTransform) and folded.motion.p == 0.5
+    assert not any(isinstance(getattr(x, "transform", x), (SpatialTransformWithPETMotion, PETMisregistrationTransform,
+                                                           PETIntensityTransform))
                    for x in val.data_loader.transforms.transforms)
     # deep supervision: one target per network output, same spatial shapes
     batch = next(train)
