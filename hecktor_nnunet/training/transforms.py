@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -38,6 +39,12 @@ def _rotation_matrix(angles: Sequence[float]) -> np.ndarray:
     return r
 
 
+@lru_cache(maxsize=32)
+def _ramp(n: int) -> torch.Tensor:
+    """``0, 1, ..., n - 1`` (float32), shared: the grids of one patch size are built from the same ramps."""
+    return torch.arange(n, dtype=torch.float32)
+
+
 def _plane_grid(coef_x: Sequence[float], coef_y: Sequence[float], shape: tuple[int, int, int]) -> torch.Tensor:
     """A ``(N, H, W, 2)`` grid for 2-D ``grid_sample`` whose two components are affine in the indices.
 
@@ -46,7 +53,7 @@ def _plane_grid(coef_x: Sequence[float], coef_y: Sequence[float], shape: tuple[i
     """
     n, h, w = shape
     out = torch.empty(n, h, w, 2)
-    ramps = [torch.arange(k, dtype=torch.float32) for k in shape]
+    ramps = [_ramp(k) for k in shape]
     for k, c in enumerate((coef_x, coef_y)):
         plane = (ramps[1] * c[1]).view(-1, 1) + (ramps[2] * c[2] + c[3])
         torch.add(plane, (ramps[0] * c[0]).view(-1, 1, 1), out=out[..., k])
@@ -94,10 +101,10 @@ def affine_resample(volume: torch.Tensor, matrix: np.ndarray, offset: Sequence[f
     if abs(m[0, 0]) < 0.5:
         return _affine_resample_3d(vol, m, b, n, padding).to(volume.dtype)
     # source depth z'(i) = m[0] . i + b[0]: the input slices the output reaches
-    corners = np.array(np.meshgrid(*[[0, k - 1] for k in n], indexing="ij")).reshape(3, -1)
-    depth = m[0] @ corners + b[0]
-    first = int(min(max(np.floor(depth.min()), 0), n_in[0] - 1))
-    last = int(max(min(np.floor(depth.max()) + 1, n_in[0] - 1), first))
+    reach = m[0] * (np.asarray(n) - 1)
+    lowest, highest = b[0] + np.minimum(reach, 0).sum(), b[0] + np.maximum(reach, 0).sum()
+    first = int(min(max(math.floor(lowest), 0), n_in[0] - 1))
+    last = int(max(min(math.floor(highest) + 1, n_in[0] - 1), first))
     # pass 1: slice k sampled in-plane at the position its depth needs (i0 eliminated through z' = k)
     rows = [[m[r, 0] / m[0, 0], m[r, 1] - m[r, 0] * m[0, 1] / m[0, 0], m[r, 2] - m[r, 0] * m[0, 2] / m[0, 0],
              b[r] - m[r, 0] * b[0] / m[0, 0] + m[r, 0] / m[0, 0] * first] for r in (1, 2)]
@@ -287,24 +294,31 @@ def _gaussian_kernel(sigma_vox: float) -> torch.Tensor:
     return k / k.sum()
 
 
-def gaussian_blur(volume: torch.Tensor, sigma_vox: Sequence[float]) -> torch.Tensor:
-    """Separable Gaussian blur of one channel ``(X, Y[, Z])``; sigma in voxels per axis (0 skips).
+def gaussian_blur(volume: torch.Tensor, sigma_vox: Sequence[float], scale: float = 1.0) -> torch.Tensor:
+    """Separable Gaussian blur of one channel ``(X, Y[, Z])``, times ``scale``; sigma in voxels (0 skips).
 
-    Border values are replicated. Each axis is a weighted sum of shifted views (a few taps: about
-    10x cheaper than ``conv3d`` on CPU for these 1-D kernels).
+    Border values are replicated. Each axis is a weighted sum of shifted views of the volume (a
+    few taps: about 10x cheaper than ``conv3d`` on CPU for these 1-D kernels); ``scale`` rides on
+    the first axis' weights.
     """
     out = volume.float()
     for axis, s in enumerate(sigma_vox):
         if s <= 0:
             continue
-        k = _gaussian_kernel(float(s)).tolist()
+        k = (_gaussian_kernel(float(s)) * scale).tolist()
+        scale = 1.0
         r, n = len(k) // 2, out.shape[axis]
-        padded = out.index_select(axis, torch.arange(-r, n + r).clamp_(0, n - 1))
-        acc = padded.narrow(axis, 0, n) * k[0]
-        for j in range(1, len(k)):
-            acc.add_(padded.narrow(axis, j, n), alpha=k[j])
+        acc = out * k[r]
+        for j in range(1, r + 1):  # symmetric taps: x[i - j] and x[i + j], the border voxel beyond the edge
+            w, inner = k[r + j], max(n - j, 0)
+            if inner:
+                acc.narrow(axis, j, inner).add_(out.narrow(axis, 0, inner), alpha=w)
+                acc.narrow(axis, 0, inner).add_(out.narrow(axis, j, inner), alpha=w)
+            edge = min(j, n)
+            acc.narrow(axis, 0, edge).add_(out.narrow(axis, 0, 1), alpha=w)
+            acc.narrow(axis, n - edge, edge).add_(out.narrow(axis, n - 1, 1), alpha=w)
         out = acc
-    return out.to(volume.dtype)
+    return (out * scale if scale != 1.0 else out).to(volume.dtype)
 
 
 class PETIntensityTransform(ImageOnlyTransform):
@@ -348,7 +362,7 @@ class PETIntensityTransform(ImageOnlyTransform):
     def _apply_to_image(self, img: torch.Tensor, **params) -> torch.Tensor:
         pet = img[self.pet_channel]
         if params["sigma_mm"] > 0:
-            torch.mul(gaussian_blur(pet, [params["sigma_mm"] / s for s in self.spacing]), params["scale"], out=pet)
+            pet.copy_(gaussian_blur(pet, [params["sigma_mm"] / s for s in self.spacing], params["scale"]))
         else:
             pet.mul_(params["scale"])
         return img

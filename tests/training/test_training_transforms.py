@@ -244,6 +244,7 @@ def test_blur_equals_separable_convolution():
         pad[2 * (2 - axis)] = pad[2 * (2 - axis) + 1] = len(k) // 2
         ref = F.conv3d(F.pad(ref, pad, mode="replicate"), k.view(shape))
     torch.testing.assert_close(gaussian_blur(vol, sigma), ref[0, 0], atol=1e-6, rtol=0)
+    torch.testing.assert_close(gaussian_blur(vol, sigma, scale=1.5), 1.5 * ref[0, 0], atol=1e-6, rtol=0)
 
 
 def test_misregistration_probability():
