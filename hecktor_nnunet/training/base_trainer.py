@@ -10,12 +10,14 @@ here are the only places HECKTOR code enters nnU-Net's training:
   (the misregistration folded into its spatial transform, the rest inserted after it);
 - ``configure_rotation_dummyDA_mirroring_and_inital_patch_size``: left-right-only mirroring;
 - ``get_dataloaders``: the lymph-node-aware training loader;
+- the network size and schedule (``network_size``, ``training_schedule``): a :class:`NetworkSize`
+  resizes the plans' architecture and patch; the result is written into this training's copy of the
+  plans (saved as the model folder's ``plans.json``), so prediction rebuilds the same network without
+  the trainer's help;
 - tiny mode (the ``nnUNetTrainerHecktorTinyCPUDebug`` trainer, or any trainer with the environment
-  variable ``HECKTOR_NNUNET_DEBUG=1``): 2 epochs x 2 iterations, 1 validation iteration, a
-  network at most 8 features wide with one convolution (or residual block) per stage, and one
-  torch thread on CPU. The narrowed
-  architecture is written into this training's copy of the plans (saved as the model folder's
-  ``plans.json``), so prediction rebuilds the same network without the variable.
+  variable ``HECKTOR_NNUNET_DEBUG=1``): :data:`TINY_NETWORK` and :data:`TINY_SCHEDULE`, i.e. 2 epochs
+  x 2 iterations, 1 validation iteration, a network at most 8 features wide with one convolution (or
+  residual block) per stage, and one torch thread on CPU.
 
 Channel convention of converted datasets (``hecktor-convert``): channel 0 is CT, channel 1 is PET;
 dataset.json's ``hecktor.channels`` records it and is read when present.
@@ -25,7 +27,9 @@ from __future__ import annotations
 
 import copy
 import os
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -38,9 +42,52 @@ from hecktor_nnunet.training.transforms import (PETIntensityTransform, PETMisreg
 
 PET_CHANNEL = 1
 DEBUG_ENV = "HECKTOR_NNUNET_DEBUG"
-TINY_KEY = "hecktor_tiny"  # marker in a plans configuration narrowed by tiny mode
-TINY_MAX_FEATURES = 8
-TINY_EPOCHS, TINY_ITERATIONS, TINY_VAL_ITERATIONS = 2, 2, 1
+NETWORK_KEY = "hecktor_network"  # what a resized plans configuration records about its resizing
+
+
+@dataclass(frozen=True)
+class NetworkSize:
+    """How a trainer resizes the plans' network and patch (every field None keeps nnU-Net's choice).
+
+    Stages, strides and kernel sizes are always kept (so deep-supervision scales are unchanged).
+
+    Attributes
+    ----------
+    width_divisor : int, optional
+        Every stage's features divided by this (at least 4 features).
+    max_features : int, optional
+        Cap on every stage's features.
+    convs_per_stage : int, optional
+        Convolutions (or residual blocks) per encoder and decoder stage.
+    batch_size : int, optional
+        Patches per iteration.
+    patch_size : tuple of int, optional
+        Patch size (voxels, in nnU-Net's axis order); each axis must divide by the network's total stride.
+    """
+
+    width_divisor: int | None = None
+    max_features: int | None = None
+    convs_per_stage: int | None = None
+    batch_size: int | None = None
+    patch_size: tuple[int, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Training length and optimiser settings (None keeps nnU-Net's default)."""
+
+    epochs: int | None = None
+    iterations_per_epoch: int | None = None
+    val_iterations_per_epoch: int | None = None
+    initial_lr: float | None = None
+    foreground_oversampling: float | None = None
+    cpu_threads: int | None = None
+
+
+#: Tiny mode: for tests and plumbing checks only, NOT a real model.
+TINY_NETWORK = NetworkSize(max_features=8, convs_per_stage=1)
+TINY_SCHEDULE = Schedule(epochs=2, iterations_per_epoch=2, val_iterations_per_epoch=1, cpu_threads=1)
+TINY_MAX_FEATURES = TINY_NETWORK.max_features
 
 
 def debug_env_enabled() -> bool:
@@ -48,23 +95,43 @@ def debug_env_enabled() -> bool:
     return os.environ.get(DEBUG_ENV, "").strip().lower() in ("1", "true", "yes")
 
 
-def shrink_configuration(plans: dict, configuration: str, max_features: int = TINY_MAX_FEATURES) -> None:
-    """Narrow one configuration of ``plans`` in place for tiny mode (idempotent).
+def shrink_configuration(plans: dict, configuration: str, size: NetworkSize) -> None:
+    """Resize one configuration of ``plans`` in place as ``size`` says (idempotent).
 
-    Keeps the number of stages, strides and kernel sizes (so deep-supervision scales and patch
-    size are unchanged); caps every stage's features at ``max_features`` and uses one convolution
-    or residual block per stage. Records ``{"max_features": ...}`` under ``hecktor_tiny``.
+    The resized configuration no longer inherits from another one and records ``asdict(size)``
+    under :data:`NETWORK_KEY`; a configuration that already records one is left alone.
+
+    Raises
+    ------
+    ValueError
+        A ``patch_size`` with the wrong number of axes or an axis not divisible by the total stride.
     """
     resolved = PlansManager(plans).get_configuration(configuration).configuration
+    if NETWORK_KEY in resolved:
+        return
     cfg = copy.deepcopy(resolved)
     cfg.pop("inherits_from", None)
     kwargs = cfg["architecture"]["arch_kwargs"]
     if "features_per_stage" in kwargs:
-        kwargs["features_per_stage"] = [min(int(f), max_features) for f in kwargs["features_per_stage"]]
-    for key in ("n_conv_per_stage", "n_blocks_per_stage", "n_conv_per_stage_decoder"):
-        if key in kwargs:
-            kwargs[key] = [1] * len(kwargs[key])
-    cfg[TINY_KEY] = {"max_features": int(max_features)}
+        widths = [int(f) for f in kwargs["features_per_stage"]]
+        if size.width_divisor:
+            widths = [max(4, f // size.width_divisor) for f in widths]
+        if size.max_features:
+            widths = [min(f, size.max_features) for f in widths]
+        kwargs["features_per_stage"] = widths
+    if size.convs_per_stage:
+        for key in ("n_conv_per_stage", "n_blocks_per_stage", "n_conv_per_stage_decoder"):
+            if key in kwargs:
+                kwargs[key] = [size.convs_per_stage] * len(kwargs[key])
+    if size.batch_size:
+        cfg["batch_size"] = int(size.batch_size)
+    if size.patch_size:
+        strides = np.prod(np.asarray(kwargs.get("strides", [[1] * len(size.patch_size)]), dtype=int), axis=0)
+        if len(size.patch_size) != len(cfg["patch_size"]) or any(int(p) % int(s) for p, s in zip(size.patch_size, strides)):
+            raise ValueError(f"patch size {list(size.patch_size)} does not fit the network: {len(cfg['patch_size'])} "
+                             f"axes, each divisible by the total stride {strides.tolist()}")
+        cfg["patch_size"] = [int(p) for p in size.patch_size]
+    cfg[NETWORK_KEY] = asdict(size)
     plans["configurations"][configuration] = cfg
 
 
@@ -83,10 +150,15 @@ class HecktorTrainer(nnUNetTrainer):
         PET-only global scaling in ``suv_scale_range`` and blur with sigma in ``pet_blur_sigma_mm``.
     mirror_left_right_only : bool
         Mirror only along the patient's left-right axis (training and test-time mirroring).
+    test_time_mirroring : bool
+        False: the model is never evaluated with mirrored copies (nnU-Net's final validation and, through
+        the checkpoint, ``nnUNetv2_predict``/``hecktor-predict``); 8x less inference compute in 3-D.
     lymph_node_share : float
         Share of training patches centred on GTVn voxels (0 keeps nnU-Net's sampling).
-    epochs : int or None
-        Number of epochs (None keeps nnU-Net's 1000).
+    network_size : NetworkSize or None
+        Resizing of the plans' network and patch (None keeps them).
+    training_schedule : Schedule or None
+        Epochs, iterations, learning rate, foreground oversampling, CPU threads (None keeps nnU-Net's).
     tiny : bool
         Tiny mode (see the module docstring); also switched on by ``HECKTOR_NNUNET_DEBUG=1``.
     """
@@ -100,30 +172,41 @@ class HecktorTrainer(nnUNetTrainer):
     suv_scale_range: tuple[float, float] = (0.8, 1.25)
     pet_blur_sigma_mm: tuple[float, float] = (0.5, 3.0)
     mirror_left_right_only: bool = False
+    test_time_mirroring: bool = True
     lymph_node_share: float = 0.0
-    epochs: int | None = None
+    # (not ``network``/``schedule``: nnU-Net's trainer owns ``self.network``)
+    network_size: NetworkSize | None = None
+    training_schedule: Schedule | None = None
     tiny: bool = False
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
-        if self.epochs is not None:
-            self.num_epochs = int(self.epochs)
-        if self.tiny or debug_env_enabled():
-            shrink_configuration(self.plans_manager.plans, configuration)
-            # PlansManager.get_configuration is cached: wrap the narrowed dict directly
+        tiny = self.tiny or debug_env_enabled()
+        network, schedule = (TINY_NETWORK, TINY_SCHEDULE) if tiny else (self.network_size, self.training_schedule)
+        if network is not None:
+            shrink_configuration(self.plans_manager.plans, configuration, network)
+            # PlansManager.get_configuration is cached: wrap the resized dict directly
             self.configuration_manager = ConfigurationManager(self.plans_manager.plans["configurations"][configuration])
-            self.num_epochs = TINY_EPOCHS
-            self.num_iterations_per_epoch = TINY_ITERATIONS
-            self.num_val_iterations_per_epoch = TINY_VAL_ITERATIONS
-            if self.device.type == "cpu":
-                # nnUNetv2_train -device cpu asks torch for every core; tiny CPU runs (tests, the demo,
-                # often several at once) are several times faster single-threaded
-                torch.set_num_threads(1)
-            self.print_to_log_file(f"Tiny mode: {TINY_EPOCHS} epochs x {TINY_ITERATIONS} iterations, "
+        if schedule is not None:
+            self._apply_schedule(schedule)
+        if tiny:
+            self.print_to_log_file(f"Tiny mode: {self.num_epochs} epochs x {self.num_iterations_per_epoch} iterations, "
                                    f"features <= {TINY_MAX_FEATURES}. For tests and demos only.")
         if self.pet_misregistration or self.pet_intensity:
             self.pet_channel()  # fail at start-up, not in a data-augmentation worker
+
+    def _apply_schedule(self, s: Schedule) -> None:
+        for attribute, value in (("num_epochs", s.epochs), ("num_iterations_per_epoch", s.iterations_per_epoch),
+                                 ("num_val_iterations_per_epoch", s.val_iterations_per_epoch),
+                                 ("initial_lr", s.initial_lr),
+                                 ("oversample_foreground_percent", s.foreground_oversampling)):
+            if value is not None:
+                setattr(self, attribute, value)
+        if s.cpu_threads and self.device.type == "cpu":
+            # nnUNetv2_train -device cpu asks torch for every core; small CPU runs (tests, the demo,
+            # often several at once) choose their own thread count
+            torch.set_num_threads(int(s.cpu_threads))
 
     def pet_channel(self) -> int:
         """Index of the PET channel: from dataset.json ``hecktor.channels`` if present, else 1.
@@ -192,6 +275,8 @@ class HecktorTrainer(nnUNetTrainer):
             lr = self.left_right_axis() - (3 - dim)
             mirror_axes = (lr,) if lr >= 0 else None
             self.inference_allowed_mirroring_axes = mirror_axes
+        if not self.test_time_mirroring:
+            self.inference_allowed_mirroring_axes = None
         return rotation, dummy_2d, initial_patch_size, mirror_axes
 
     # -- sampling -----------------------------------------------------------------------------
@@ -207,6 +292,6 @@ class HecktorTrainer(nnUNetTrainer):
             return super().get_dataloaders()
 
 
-def tiny_max_features(configuration_manager: ConfigurationManager) -> int | None:
-    """``max_features`` of a configuration narrowed by tiny mode, else None."""
-    return configuration_manager.configuration.get(TINY_KEY, {}).get("max_features")
+def network_max_features(configuration_manager: ConfigurationManager) -> int | None:
+    """``max_features`` of a configuration resized by a :class:`NetworkSize`, else None."""
+    return configuration_manager.configuration.get(NETWORK_KEY, {}).get("max_features")

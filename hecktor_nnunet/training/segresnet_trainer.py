@@ -14,7 +14,7 @@ from torch import nn
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
 from hecktor_nnunet.training.architectures import SEGRESNET_INIT_FILTERS, build_segresnet
-from hecktor_nnunet.training.base_trainer import HecktorTrainer, tiny_max_features
+from hecktor_nnunet.training.base_trainer import HecktorTrainer, network_max_features
 
 
 class HecktorSegResNetTrainer(HecktorTrainer):
@@ -29,7 +29,7 @@ class HecktorSegResNetTrainer(HecktorTrainer):
     def build_network_architecture(plans_manager: PlansManager, configuration_manager: ConfigurationManager,
                                    num_input_channels: int, num_output_channels: int,
                                    enable_deep_supervision: bool = True) -> nn.Module:
-        cap = tiny_max_features(configuration_manager)
+        cap = network_max_features(configuration_manager)
         init_filters = SEGRESNET_INIT_FILTERS if cap is None else min(SEGRESNET_INIT_FILTERS, cap)
         return build_segresnet(configuration_manager, num_input_channels, num_output_channels, init_filters)
 

@@ -77,7 +77,7 @@ def test_combinations_inherit_switches():
         sys.path.remove(str(TRAINERS_DIR))
     assert (FT.loss_name, FT.pet_misregistration, FT.pet_intensity, FT.lymph_node_share) == \
         ("focal_tversky", True, True, 0.33)
-    assert (E250.epochs, E250.loss_name, E250.pet_intensity) == (250, "dice_ce_focal", True)
+    assert (E250.training_schedule.epochs, E250.loss_name, E250.pet_intensity) == (250, "dice_ce_focal", True)
     assert (SR.loss_name, SR.pet_misregistration) == ("dice_ce_focal", True)
     assert SR.build_network_architecture is not HecktorTrainer.build_network_architecture
 
