@@ -34,6 +34,10 @@ F18_HALF_LIFE_MIN = 109.77
 #: lesion volume ranges (mL) of the synthetic patients, as in HECKTOR (primary tumours ~5-60 mL, nodes ~0.5-20 mL)
 GTVP_ML = (5.0, 60.0)
 GTVN_ML = (0.5, 15.0)
+#: lesion uptake (SUV of the activity before the scanner's blur): primary tumours and involved nodes of
+#: HNSCC are typically SUVmax 5-20
+GTVP_SUV_MEDIAN = 11.0
+GTVN_SUV = (5.0, 12.0)
 
 
 @dataclass(frozen=True)
@@ -142,10 +146,10 @@ def draw_patient(pid: str, centre: str, rng: np.random.Generator, fov_top: float
         side = rng.choice([-1, 1])
         c = (cx + side * rng.uniform(30, 42), cy + rng.uniform(-5, 15), top - rng.uniform(165, 215))
         r = _radii(rng, GTVN_ML)
-        nodes.append((c, r, float(rng.uniform(3, 9))))
-    tumour_suv = float(rng.lognormal(np.log(9), 0.35))
+        nodes.append((c, r, float(rng.uniform(*GTVN_SUV))))
+    tumour_suv = float(rng.lognormal(np.log(GTVP_SUV_MEDIAN), 0.35))
     # HPV: younger, more nodes, higher uptake -> more often positive
-    logit = -0.3 - 0.08 * (age - 62) + 0.7 * (n_nodes - 1.8) + 0.15 * (tumour_suv - 9)
+    logit = -0.3 - 0.08 * (age - 62) + 0.7 * (n_nodes - 1.8) + 0.15 * (tumour_suv - GTVP_SUV_MEDIAN)
     hpv_prob = float(1 / (1 + np.exp(-logit)))
     hpv = int(rng.uniform() < hpv_prob)
     return Patient(pid, centre, top, (cx, cy), tc, tr, tumour_suv, nodes,
