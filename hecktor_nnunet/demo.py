@@ -8,11 +8,13 @@ in ``<workdir>/.demo/<step>.json`` (the done-marker that makes a re-run skip the
 in the report.
 
 Honesty of the estimates: the conversion writes centre-stratified folds; the segmentation network
-is trained on fold 0's training patients only, and fold 0's validation patients are held out from
-everything that learns (network, radiomics feature selection, prognosis models). Segmentation, RFS
-and HPV are scored on those held-out patients; the prognosis models are also cross-validated on the
-training patients. The tiny CPU trainer (2 epochs x 2 iterations) is NOT a real model: the demo
-shows the plumbing, not the accuracy.
+(:data:`DEMO_TRAINER`, a real nnU-Net training sized for 2 CPU cores) is trained on fold 0's
+training patients only, and fold 0's validation patients are held out from everything that learns.
+The prognosis models are trained on the other labelled patients and most image-only patients (all
+segmented by the network); the held-out set of the prognosis adds a centre-stratified share of the
+image-only patients to the segmentation's held-out patients. RFS and HPV are scored there from the
+predicted masks, from the true masks (written outside the release by ``hecktor-synth
+--oracle-labels``), from clinical variables alone, and by the oracle (the planted risk), side by side.
 """
 
 from __future__ import annotations
@@ -33,15 +35,21 @@ import pandas as pd
 from hecktor_nnunet.atomic_io import write_json, write_table
 
 
-DEMO_TRAINER = "nnUNetTrainerHecktorTinyCPUDebug"
+DEMO_TRAINER = "nnUNetTrainerHecktorDemoCPU"
+TINY_TRAINER = "nnUNetTrainerHecktorTinyCPUDebug"
 DATASET_ID = 501
 DATASET_NAME = "HECKTORDEMO"
 CONFIGURATION = "3d_fullres"
 FOLD = 0
 MARKERS = ".demo"
-NOT_A_MODEL = ("This report comes from `hecktor-demo`: a synthetic release and the tiny CPU trainer "
-               f"{DEMO_TRAINER} (2 epochs x 2 iterations). It is NOT a real model: the numbers show that the "
-               "pipeline runs end to end, not what nnU-Net achieves on HECKTOR.")
+#: Pass marks on the held-out patients (issue 14): the demo says whether each is met.
+PASS_MARKS = {"gtvp_dice_mean": 0.60, "gtvn_dsc_agg": 0.30, "rfs_c_index_predicted": 0.65,
+              "rfs_c_index_gap_to_true": 0.05, "hpv_balanced_accuracy_predicted": 0.65}
+#: Where the prognosis features come from, in the order of the comparison table.
+MASK_SOURCES = ("predicted", "true", "clinical", "oracle")
+NOT_A_MODEL = ("The segmentation network of this run stays below the demo's pass mark on its held-out patients "
+               "(GTVp Dice < {mark:.2f}): it is NOT a real model, and its numbers show that the pipeline runs "
+               "end to end, not what nnU-Net achieves on HECKTOR.")
 
 
 @dataclass(frozen=True)
@@ -54,10 +62,13 @@ class DemoSettings:
         Labelled synthetic patients (tiny size: CT 48x48x48 voxels at 4.2x4.2x6 mm).
     unlabelled : int
         Further patients with images and outcomes but no segmentation label (like the release's
-        Task 2/3-only patients): segmented by the network and used to train the prognosis models.
+        Task 2/3-only patients): segmented by the network and used by the prognosis models.
     folds : int
         Centre-stratified folds written by the conversion; fold 0 is trained, its validation
-        patients are the held-out test set of the whole demo.
+        patients are the held-out test set of the segmentation (and part of the prognosis's).
+    prognosis_holdout : float
+        Share of the image-only patients held out (with the segmentation's held-out patients) to
+        score the prognosis models; the rest trains them.
     prognosis_folds : int
         Folds of the prognosis cross-validation on the training patients.
     seed : int
@@ -71,8 +82,9 @@ class DemoSettings:
     """
 
     cases: int = 48
-    unlabelled: int = 24
+    unlabelled: int = 120
     folds: int = 4
+    prognosis_holdout: float = 0.4
     prognosis_folds: int = 5
     seed: int = 0
     workers: int = 2
@@ -80,8 +92,10 @@ class DemoSettings:
     trainer: str = DEMO_TRAINER
 
 
-#: The smallest demo that still exercises every step (used by the test suite).
-SMALLEST = DemoSettings(cases=16, unlabelled=8, folds=2, prognosis_folds=3, n_boot=100)
+#: The smallest demo that still exercises every step (used by the test suite): the tiny trainer,
+#: which shows the plumbing only.
+SMALLEST = DemoSettings(cases=16, unlabelled=16, folds=2, prognosis_holdout=0.5, prognosis_folds=3, n_boot=100,
+                        trainer=TINY_TRAINER)
 
 
 @dataclass(frozen=True)
@@ -97,6 +111,11 @@ class DemoPaths:
     @property
     def oracle(self) -> Path:
         return self.root / "release_oracle.csv"
+
+    @property
+    def oracle_labels(self) -> Path:
+        """True label maps of every patient (image-only ones included), outside the release."""
+        return self.root / "release_oracle_labels"
 
     @property
     def raw(self) -> Path:
@@ -132,14 +151,38 @@ class DemoPaths:
 
     @property
     def features(self) -> Path:
+        """Radiomics of the predicted masks."""
         return self.root / "radiomics" / "features.parquet"
 
     @property
+    def features_true(self) -> Path:
+        """Radiomics of the true masks."""
+        return self.root / "radiomics_true" / "features.parquet"
+
+    @property
     def prognosis(self) -> Path:
+        """Models from the predicted masks (``rfs/``, ``hpv/``); the other sources in ``prognosis_<source>/``."""
         return self.root / "prognosis"
+
+    def prognosis_of(self, source: str) -> Path:
+        return self.prognosis if source == "predicted" else self.root / f"prognosis_{source}"
 
     def eval(self, task: str) -> Path:
         return self.root / "eval" / task
+
+    def eval_of(self, task: str, source: str) -> Path:
+        """``hecktor-evaluate`` folder of one task and mask source (``eval/rfs`` is the predicted masks')."""
+        return self.eval(task if source == "predicted" else f"{task}_{source}")
+
+    @property
+    def comparison(self) -> Path:
+        """Held-out RFS / HPV figures of every source of prognosis features (:func:`prognosis_comparison`)."""
+        return self.root / "eval" / "prognosis_comparison.json"
+
+    def progress(self, trainer: str) -> Path:
+        """nnU-Net's learning curve (``progress.png``) of the trained fold."""
+        return self.results / self.dataset_folder / f"{trainer}__nnUNetPlans__{CONFIGURATION}" / f"fold_{FOLD}" \
+            / "progress.png"
 
     @property
     def logs(self) -> Path:
@@ -262,7 +305,8 @@ class DemoRun:
 def _generate(r: DemoRun) -> None:
     s = r.settings
     r.command("hecktor-synth", r.paths.release, "-n", s.cases, "--unlabelled", s.unlabelled, "--size", "tiny",
-              "--seed", s.seed, "--oracle", r.paths.oracle, log_name="generate")
+              "--seed", s.seed, "--oracle", r.paths.oracle, "--oracle-labels", r.paths.oracle_labels,
+              log_name="generate")
 
 
 def _convert(r: DemoRun) -> None:
@@ -295,36 +339,57 @@ def heldout_split(paths: DemoPaths) -> tuple[list[str], list[str]]:
     return sorted(splits[FOLD]["train"]), sorted(splits[FOLD]["val"])
 
 
+def prognosis_split(clinical: pd.DataFrame, segmentation_heldout: list[str], labelled: set[str], share: float,
+                    seed: int) -> tuple[list[str], list[str]]:
+    """Training and held-out patients of the prognosis models.
+
+    Held out: the segmentation's held-out patients plus a centre- and relapse-stratified ``share`` of
+    the image-only patients (in tenths, via :func:`~hecktor_nnunet.dataset_conversion.splits.make_splits`).
+    Trained on: everyone else.
+    """
+    from hecktor_nnunet.dataset_conversion.splits import make_splits
+
+    image_only = clinical[~clinical["PatientID"].isin(labelled)]
+    held = set(segmentation_heldout)
+    tenths = int(round(10 * share))
+    if tenths and len(image_only) >= 10:
+        for fold in make_splits(image_only, "centre-stratified", n_folds=10, seed=seed)[:tenths]:
+            held.update(fold["val"])
+    ids = clinical["PatientID"].astype(str)
+    return sorted(set(ids) - held), sorted(held)
+
+
 def _link(target: Path, link: Path) -> None:
     link.parent.mkdir(parents=True, exist_ok=True)
     link.symlink_to(os.path.relpath(target, link.parent))
 
 
 def _holdout(r: DemoRun) -> None:
-    """The held-out patients as a flat release (links to CT, PET, label), their predictions and clinical tables."""
+    """Held-out patients: their true labels and predictions (links), the clinical tables of both splits."""
     from hecktor_nnunet.evaluate import find_predictions
     from hecktor_nnunet.release import read_release
 
-    train, val = heldout_split(r.paths)
+    seg_train, seg_val = heldout_split(r.paths)
     release = read_release(r.paths.release)
     preds = find_predictions(r.paths.predictions)
-    for pid in val:
-        case = release.case(pid)
-        for source, name in ((case.ct, f"{pid}__CT"), (case.pet, f"{pid}__PT"), (case.label, pid)):
-            suffix = ".nii.gz" if source.name.endswith(".nii.gz") else source.suffix
-            _link(source, r.paths.heldout / "release" / f"{name}{suffix}")
+    for pid in seg_val:
+        label = release.case(pid).label
+        _link(label, r.paths.heldout / "labels" / f"{pid}.nii.gz")
         _link(preds[pid], r.paths.heldout / "predictions" / preds[pid].name)
     clinical = pd.read_csv(r.paths.dataset / "clinical.csv")
-    # the prognosis models learn from everyone but the held-out patients (incl. the unlabelled ones)
-    prognosis_train = clinical[~clinical["PatientID"].isin(val)]
-    write_table(prognosis_train, r.paths.train_clinical)
-    held = clinical[clinical["PatientID"].isin(val)]
-    write_table(held, r.paths.heldout / "clinical.csv")
+    labelled = {c.patient_id for c in release.cases if c.label is not None}
+    train, held = prognosis_split(clinical, seg_val, labelled, r.settings.prognosis_holdout, r.settings.seed)
+    write_table(clinical[clinical["PatientID"].isin(train)], r.paths.train_clinical)
+    held_table = clinical[clinical["PatientID"].isin(held)]
+    write_table(held_table, r.paths.heldout / "clinical.csv")
     # what the models are given at prediction time: no outcome columns
-    write_table(held.drop(columns=[c for c in ("Relapse", "RFS") if c in held.columns]),
+    write_table(held_table.drop(columns=[c for c in ("Relapse", "RFS") if c in held_table.columns]),
                 r.paths.heldout / "clinical_inputs.csv")
-    text = (f"fold {FOLD}: network trained on {len(train)} patient(s); prognosis models on {len(prognosis_train)} "
-            f"(incl. unlabelled); {len(val)} held-out patient(s): {', '.join(val)}")
+    write_json({"segmentation_train": seg_train, "segmentation_heldout": seg_val, "prognosis_train": train,
+                "prognosis_heldout": held}, r.paths.heldout / "patients.json")
+    text = (f"fold {FOLD}: network trained on {len(seg_train)} patient(s), {len(seg_val)} held out: "
+            f"{', '.join(seg_val)}; prognosis models trained on {len(train)} patient(s) (labelled and image-only), "
+            f"{len(held)} held out (the {len(seg_val)} above and {len(held) - len(seg_val)} image-only)")
     r.note(text)
     r.records.append({"command": f"# {text} (from {r.paths.dataset / 'splits_final.json'})", "seconds": None,
                       "returncode": 0})
@@ -332,16 +397,16 @@ def _holdout(r: DemoRun) -> None:
 
 def _evaluate_seg(r: DemoRun) -> None:
     h = r.paths.heldout
-    r.command("hecktor-evaluate", "seg", "--truth", h / "release", "--pred", h / "predictions",
+    r.command("hecktor-evaluate", "seg", "--truth", h / "labels", "--pred", h / "predictions",
               "-o", r.paths.eval("seg"), "-np", r.settings.workers, "--n-boot", r.settings.n_boot,
               log_name="evaluate_seg")
 
 
 def write_demo_params(folder: Path) -> dict[str, Path]:
-    """PyRadiomics params files for the demo: the shipped ones reduced to first-order features at 4 mm.
+    """PyRadiomics params files for the demo: the shipped ones with first-order and shape features at 4 mm.
 
-    The tiny trainer's masks cover most of each image; texture and shape features (PyRadiomics'
-    maximum diameters are quadratic in the surface size) would take minutes per patient on them.
+    The demo extracts features of ~170 patients twice (predicted and true masks) on 2 cores; texture
+    features would triple the time and add nothing to the planted signal (volume, SUV, nodes).
     Everything else (binning, resegmentation, regions, PET descriptors) is as shipped.
     """
     import yaml
@@ -352,44 +417,100 @@ def write_demo_params(folder: Path) -> dict[str, Path]:
     out = {}
     for modality, shipped in DEFAULT_PARAMS.items():
         params = yaml.safe_load(shipped.read_text())
-        params["featureClass"] = {"firstorder": None}
+        classes = {"firstorder": None}
+        if "shape" in (params.get("featureClass") or {}):
+            classes["shape"] = None
+        params["featureClass"] = classes
         params["setting"]["resampledPixelSpacing"] = [4, 4, 4]
         path = folder / f"demo_{modality.lower()}.yaml"
-        write_text(f"# hecktor-demo: {shipped.name} reduced to first-order features at 4 mm (fast on the tiny\n"
-                   "# trainer's very large masks); use the shipped params files on real data\n"
+        write_text(f"# hecktor-demo: {shipped.name} reduced to first-order (and shape) features at 4 mm (fast\n"
+                   "# enough for ~340 extractions on 2 cores); use the shipped params files on real data\n"
                    + yaml.safe_dump(params, sort_keys=False), path)
         out[modality] = path
     return out
 
 
 def _radiomics(r: DemoRun) -> None:
-    params = write_demo_params(r.paths.root / "radiomics")
-    r.command("hecktor-radiomics", "--release", r.paths.release, "--masks", r.paths.predictions,
-              "-o", r.paths.features, "--params-pet", params["PET"], "--params-ct", params["CT"],
-              "-np", r.settings.workers, "--cache", r.paths.root / "radiomics" / "cache", log_name="radiomics")
+    for masks, features in ((r.paths.predictions, r.paths.features), (r.paths.oracle_labels, r.paths.features_true)):
+        params = write_demo_params(features.parent)
+        r.command("hecktor-radiomics", "--release", r.paths.release, "--masks", masks, "-o", features,
+                  "--params-pet", params["PET"], "--params-ct", params["CT"], "-np", r.settings.workers,
+                  "--cache", features.parent / "cache", log_name="radiomics")
 
 
 def _prognosis(r: DemoRun) -> None:
     s = r.settings
     quiet = ["--quiet"] if r.quiet else []
-    for task in ("rfs", "hpv"):
-        out = r.paths.prognosis / task
-        common = ["--features", r.paths.features, "--clinical", r.paths.train_clinical, "--seed", s.seed,
-                  "--bootstrap", s.n_boot]
-        r.command("hecktor-prognosis", *quiet, "cv", task, *common, "-o", out / "cv", "--repeats", 1,
-                  "--folds", s.prognosis_folds, log_name="prognosis", quiet_flag=None)
-        r.command("hecktor-prognosis", *quiet, "train", task, *common, "-o", out / "model", "--no-cv",
-                  log_name="prognosis", quiet_flag=None)
-        r.command("hecktor-prognosis", *quiet, "predict", "--model", out / "model", "--features", r.paths.features,
-                  "--clinical", r.paths.heldout / "clinical_inputs.csv", "-o", out / "heldout_predictions.csv",
-                  log_name="prognosis", quiet_flag=None)
+    sources = {"predicted": ["--features", r.paths.features], "true": ["--features", r.paths.features_true],
+               "clinical": ["--no-radiomics"]}
+    for source, inputs in sources.items():
+        for task in ("rfs", "hpv"):
+            out = r.paths.prognosis_of(source) / task
+            common = [*inputs, "--clinical", r.paths.train_clinical, "--seed", s.seed, "--bootstrap", s.n_boot]
+            if source == "predicted":  # the cross-validation report of the model the demo is about
+                r.command("hecktor-prognosis", *quiet, "cv", task, *common, "-o", out / "cv", "--repeats", 1,
+                          "--folds", s.prognosis_folds, log_name="prognosis", quiet_flag=None)
+            r.command("hecktor-prognosis", *quiet, "train", task, *common, "-o", out / "model", "--no-cv",
+                      log_name="prognosis", quiet_flag=None)
+            r.command("hecktor-prognosis", *quiet, "predict", "--model", out / "model", *inputs[:2],
+                      "--clinical", r.paths.heldout / "clinical_inputs.csv", "-o", out / "heldout_predictions.csv",
+                      log_name="prognosis", quiet_flag=None)
+
+
+def _oracle_predictions(paths: DemoPaths, held: list[str]) -> None:
+    """The planted risk and HPV probability (>= 0.5: positive) of the held-out patients, as prediction files."""
+    oracle = pd.read_csv(paths.oracle).set_index("PatientID").loc[held]
+    folder = paths.prognosis_of("oracle")
+    rfs = pd.DataFrame({"PatientID": held, "Prediction": oracle["true_risk"].to_numpy()})
+    hpv = pd.DataFrame({"PatientID": held, "Prediction": (oracle["hpv_prob"] >= 0.5).astype(int).to_numpy(),
+                        "Probability": oracle["hpv_prob"].to_numpy()})
+    write_table(rfs, folder / "rfs" / "heldout_predictions.csv")
+    write_table(hpv, folder / "hpv" / "heldout_predictions.csv")
 
 
 def _evaluate_prognosis(r: DemoRun) -> None:
-    for task in ("rfs", "hpv"):
-        r.command("hecktor-evaluate", task, "--truth", r.paths.heldout / "clinical.csv",
-                  "--pred", r.paths.prognosis / task / "heldout_predictions.csv", "-o", r.paths.eval(task),
-                  "--n-boot", r.settings.n_boot, log_name="evaluate_prognosis")
+    held = json.loads((r.paths.heldout / "patients.json").read_text())["prognosis_heldout"]
+    _oracle_predictions(r.paths, held)
+    for source in MASK_SOURCES:
+        for task in ("rfs", "hpv"):
+            r.command("hecktor-evaluate", task, "--truth", r.paths.heldout / "clinical.csv",
+                      "--pred", r.paths.prognosis_of(source) / task / "heldout_predictions.csv",
+                      "-o", r.paths.eval_of(task, source), "--n-boot", r.settings.n_boot,
+                      log_name="evaluate_prognosis")
+    write_json(prognosis_comparison(r.paths), r.paths.comparison)
+
+
+def prognosis_comparison(paths: DemoPaths) -> dict:
+    """Held-out RFS C-index and HPV balanced accuracy of every mask source (``eval/prognosis_comparison.json``)."""
+    rows = []
+    for source in MASK_SOURCES:
+        rfs = json.loads((paths.eval_of("rfs", source) / "summary.json").read_text())
+        hpv = json.loads((paths.eval_of("hpv", source) / "summary.json").read_text())
+        rows.append({"source": source, "rfs_c_index": rfs["c_index"], "rfs_c_index_ci": rfs.get("c_index_ci"),
+                     "hpv_balanced_accuracy": hpv["balanced_accuracy"],
+                     "hpv_balanced_accuracy_ci": hpv.get("balanced_accuracy_ci"), "hpv_auc": hpv.get("auc"),
+                     "n_patients": rfs["n_patients"], "n_events": rfs.get("n_events"),
+                     "n_hpv_positive": hpv.get("n_positive")})
+    return {"held_out_patients": rows[0]["n_patients"], "rows": rows}
+
+
+def pass_marks(seg_summary: dict | None, comparison: dict | None) -> list[dict]:
+    """Each of :data:`PASS_MARKS` with the held-out value and whether it is met (None: not measured)."""
+    by = {row["source"]: row for row in (comparison or {}).get("rows", [])}
+    pred, true = by.get("predicted", {}), by.get("true", {})
+    gap = (abs(pred["rfs_c_index"] - true["rfs_c_index"])
+           if pred.get("rfs_c_index") is not None and true.get("rfs_c_index") is not None else None)
+    values = {"gtvp_dice_mean": (seg_summary or {}).get("gtvp_dice_mean"),
+              "gtvn_dsc_agg": (seg_summary or {}).get("gtvn_dsc_agg"),
+              "rfs_c_index_predicted": pred.get("rfs_c_index"), "rfs_c_index_gap_to_true": gap,
+              "hpv_balanced_accuracy_predicted": pred.get("hpv_balanced_accuracy")}
+    out = []
+    for name, mark in PASS_MARKS.items():
+        v = values[name]
+        met = None if v is None else (v <= mark if name == "rfs_c_index_gap_to_true" else v >= mark)
+        out.append({"metric": name, "value": v, "mark": mark, "rule": "<=" if name.endswith("gap_to_true") else ">=",
+                    "met": met})
+    return out
 
 
 def _report(r: DemoRun) -> None:
@@ -397,7 +518,8 @@ def _report(r: DemoRun) -> None:
 
 
 STEPS: tuple[Step, ...] = (
-    Step("generate", "synthetic release (hecktor-synth)", _generate, lambda p: [p.release, p.oracle]),
+    Step("generate", "synthetic release (hecktor-synth), its oracle table and true masks outside it", _generate,
+         lambda p: [p.release, p.oracle, p.oracle_labels]),
     Step("convert", "release -> nnU-Net raw dataset, centre-stratified folds (hecktor-convert)", _convert,
          lambda p: [p.dataset]),
     Step("plan", "nnU-Net fingerprint, plans and preprocessing (nnUNetv2_plan_and_preprocess)", _plan,
@@ -405,16 +527,17 @@ STEPS: tuple[Step, ...] = (
     Step("train", f"train fold {FOLD} on the CPU (nnUNetv2_train)", _train, lambda p: [p.results / p.dataset_folder]),
     Step("predict", "segment every patient, restore onto the original CT grids (hecktor-predict)", _predict,
          lambda p: [p.predictions]),
-    Step("holdout", f"held-out patients = fold {FOLD}'s validation set", _holdout,
-         lambda p: [p.heldout, p.train_clinical]),
+    Step("holdout", f"held-out patients: fold {FOLD}'s validation set, and image-only patients for the prognosis",
+         _holdout, lambda p: [p.heldout, p.train_clinical]),
     Step("evaluate_seg", "segmentation metrics on the held-out patients (hecktor-evaluate seg)", _evaluate_seg,
          lambda p: [p.eval("seg")]),
-    Step("radiomics", "PET/CT radiomics of the predicted masks (hecktor-radiomics, demo params)", _radiomics,
-         lambda p: [p.features.parent]),
-    Step("prognosis", "RFS and HPV models: cross-validate, train, predict the held-out patients (hecktor-prognosis)",
-         _prognosis, lambda p: [p.prognosis]),
+    Step("radiomics", "PET/CT radiomics of the predicted and of the true masks (hecktor-radiomics, demo params)",
+         _radiomics, lambda p: [p.features.parent, p.features_true.parent]),
+    Step("prognosis", "RFS and HPV models from predicted masks, true masks and clinical data alone (hecktor-prognosis)",
+         _prognosis, lambda p: [p.prognosis_of(s) for s in MASK_SOURCES]),
     Step("evaluate_prognosis", "RFS C-index and HPV balanced accuracy on the held-out patients (hecktor-evaluate)",
-         _evaluate_prognosis, lambda p: [p.eval("rfs"), p.eval("hpv")]),
+         _evaluate_prognosis, lambda p: [p.eval_of(t, s) for s in MASK_SOURCES for t in ("rfs", "hpv")]
+         + [p.comparison]),
     Step("report", "report.html and report.json (hecktor-report)", _report,
          lambda p: [p.report, p.report.with_suffix(".json")]),
 )
@@ -520,28 +643,33 @@ def run_demo(workdir: str | Path, settings: DemoSettings = DemoSettings(), *, qu
     return data
 
 
-def summary_text(data: dict, paths: DemoPaths, seconds: float) -> str:
-    """The closing summary of a demo run: held-out metrics and where the report is."""
-    def f(v):
-        return "n/a" if v is None else f"{v:.3f}"
+def _f(v) -> str:
+    return "n/a" if v is None else f"{v:.3f}"
 
-    lines = [f"\nDemo finished in {_duration(seconds)} (this run). Held-out patients (fold {FOLD} validation):"]
+
+def summary_text(data: dict, paths: DemoPaths, seconds: float) -> str:
+    """The closing summary of a demo run: held-out metrics, the pass marks, and where the report is."""
+    lines = [f"\nDemo finished in {_duration(seconds)} (this run). Held-out patients:"]
     seg = data.get("segmentation")
     if seg:
         m = seg["metrics"]
-        lines.append(f"  segmentation ({seg['n_patients']} patients): GTVp Dice {f(m['gtvp_dice_mean']['value'])}, "
-                     f"GTVn DSCagg {f(m['gtvn_dsc_agg']['value'])}, GTVn F1agg {f(m['gtvn_f1_agg']['value'])}")
-    if data.get("rfs"):
-        r = data["rfs"]
-        lo, hi = r["c_index_ci"] or (None, None)
-        lines.append(f"  RFS: C-index {f(r['c_index'])} (95% CI {f(lo)}-{f(hi)}), {r['n_patients']} patients, "
-                     f"{r['n_events']} relapses")
-    if data.get("hpv"):
-        h = data["hpv"]
-        lo, hi = h["balanced_accuracy_ci"] or (None, None)
-        lines.append(f"  HPV: balanced accuracy {f(h['balanced_accuracy'])} (95% CI {f(lo)}-{f(hi)}), "
-                     f"AUC {f(h['auc'])}, {h['n_patients']} patients")
-    lines.append(f"  (tiny CPU trainer: NOT a real model; these numbers only show that the pipeline runs)")
+        lines.append(f"  segmentation (fold {FOLD} validation, {seg['n_patients']} patients): "
+                     f"GTVp Dice {_f(m['gtvp_dice_mean']['value'])}, GTVn DSCagg {_f(m['gtvn_dsc_agg']['value'])}, "
+                     f"GTVn F1agg {_f(m['gtvn_f1_agg']['value'])}")
+    comp = data.get("prognosis_comparison")
+    if comp:
+        lines.append(f"  prognosis ({comp['held_out_patients']} patients):  {'features from':<16} "
+                     f"{'RFS C-index':>11}  {'HPV bal. acc.':>13}  {'HPV AUC':>7}")
+        for row in comp["rows"]:
+            lines.append(f"  {'':<30}{row['source']:<16} {_f(row['rfs_c_index']):>11}  "
+                         f"{_f(row['hpv_balanced_accuracy']):>13}  {_f(row['hpv_auc']):>7}")
+    marks = data.get("pass_marks") or []
+    if marks:
+        lines.append("  pass marks: " + "; ".join(
+            f"{m['metric']} {_f(m['value'])} {m['rule']} {m['mark']:.2f} "
+            f"{'PASS' if m['met'] else ('not measured' if m['met'] is None else 'FAIL')}" for m in marks))
+    for note in data.get("notes", []):
+        lines.append(f"  NOTE: {note}")
     lines.append(f"Report: {paths.report}  (open it in a browser; data in {paths.report.with_suffix('.json')})")
     return "\n".join(lines)
 
@@ -554,12 +682,22 @@ def demo_report_inputs(workdir: str | Path):
     if not (p.markers / "settings.json").is_file():
         raise FileNotFoundError(f"{p.root} is not a hecktor-demo folder (no {MARKERS}/settings.json); "
                                 "give the folders explicitly (hecktor-report --help)")
+    settings = DemoSettings(**json.loads((p.markers / "settings.json").read_text()))
 
     def present(path: Path) -> Path | None:
         return path if path.exists() else None
 
+    seg_summary = (json.loads((p.eval("seg") / "summary.json").read_text())
+                   if (p.eval("seg") / "summary.json").is_file() else None)
+    comparison = json.loads(p.comparison.read_text()) if p.comparison.is_file() else None
+    marks = pass_marks(seg_summary, comparison)
+    gtvp = seg_summary.get("gtvp_dice_mean") if seg_summary else None
+    notes = [] if gtvp is not None and gtvp >= PASS_MARKS["gtvp_dice_mean"] else [
+        NOT_A_MODEL.format(mark=PASS_MARKS["gtvp_dice_mean"])]
     return ReportInputs(
         dataset=present(p.dataset), seg_eval=present(p.eval("seg")), rfs_eval=present(p.eval("rfs")),
         hpv_eval=present(p.eval("hpv")), prognosis_dir=present(p.prognosis), features=present(p.features),
-        release=present(p.heldout / "release"), pred=present(p.heldout / "predictions"),
-        commands=recorded_commands(p.root), notes=[NOT_A_MODEL], title="HECKTOR pipeline demo (synthetic data)")
+        release=present(p.release), pred=present(p.heldout / "predictions"),
+        training_progress=present(p.progress(settings.trainer)), prognosis_comparison=comparison,
+        pass_marks=marks, commands=recorded_commands(p.root), notes=notes,
+        title="HECKTOR pipeline demo (synthetic data)")

@@ -72,6 +72,13 @@ class ReportInputs:
         Features table from ``hecktor-radiomics`` (its metadata is read).
     release, pred : path
         The release (CT, PET, truth labels) and the predicted label maps on the CT grids, for overlays.
+    training_progress : path
+        nnU-Net's ``progress.png`` (learning curve) of the trained fold.
+    prognosis_comparison : dict
+        Held-out RFS / HPV figures per source of the features (``{"held_out_patients", "rows": [...]}``,
+        rows with ``source``, ``rfs_c_index``, ``hpv_balanced_accuracy``, ``hpv_auc``...).
+    pass_marks : list of dict
+        ``{"metric", "value", "rule", "mark", "met"}`` targets the run is judged by.
     commands : list of dict
         ``{"step", "command", "seconds"}`` records of the commands that produced the run.
     notes : list of str
@@ -88,6 +95,9 @@ class ReportInputs:
     features: Path | None = None
     release: Path | None = None
     pred: Path | None = None
+    training_progress: Path | None = None
+    prognosis_comparison: dict | None = None
+    pass_marks: list[dict] = field(default_factory=list)
     commands: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     title: str = "HECKTOR run report"
@@ -407,7 +417,7 @@ def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
                             "notes": list(inputs.notes), "missing": []}
     figures: dict[str, bytes] = {}
     given = [inputs.dataset, inputs.seg_eval, inputs.rfs_eval, inputs.hpv_eval, inputs.prognosis_dir,
-             inputs.features, inputs.release]
+             inputs.features, inputs.release, inputs.training_progress, inputs.prognosis_comparison]
     if all(g is None for g in given):
         raise ReportError("nothing to report: give a demo --workdir or at least one of --dataset, --seg-eval, "
                           "--rfs-eval, --hpv-eval, --prognosis-dir, --features, --release")
@@ -424,7 +434,13 @@ def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
         figures.update(figs)
         return section
 
+    data["pass_marks"] = list(inputs.pass_marks)
     conv = add("conversion", inputs.dataset, conversion_section)
+    if inputs.training_progress is not None:
+        figures["training_progress"] = Path(inputs.training_progress).read_bytes()
+        data["training"] = {"progress": str(inputs.training_progress)}
+    else:
+        data["training"] = None
     if conv:
         recorded["conversion"] = conv["versions"]
     seg = add("segmentation", inputs.seg_eval, segmentation_section)
@@ -441,6 +457,7 @@ def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
         recorded["radiomics"] = rad["versions"]
     add("rfs", inputs.rfs_eval, outcome_section, "rfs")
     add("hpv", inputs.hpv_eval, outcome_section, "hpv")
+    data["prognosis_comparison"] = inputs.prognosis_comparison
     prog = add("prognosis", inputs.prognosis_dir, prognosis_section)
     for task in ("rfs", "hpv"):
         if prog and "model" in prog.get(task, {}):
@@ -605,6 +622,27 @@ def _html_prognosis(p: dict, figures: dict) -> str:
     return "".join(parts)
 
 
+SOURCE_TITLES = {"predicted": "predicted masks (this network)", "true": "true masks",
+                 "clinical": "clinical variables only", "oracle": "oracle (the planted risk / HPV probability)"}
+
+
+def _html_comparison(c: dict) -> str:
+    rows = [{"features from": SOURCE_TITLES.get(r["source"], r["source"]), "RFS C-index": r["rfs_c_index"],
+             "RFS 95% CI": r.get("rfs_c_index_ci"), "HPV balanced accuracy": r["hpv_balanced_accuracy"],
+             "HPV 95% CI": r.get("hpv_balanced_accuracy_ci"), "HPV AUC": r.get("hpv_auc")} for r in c["rows"]]
+    return (f"<p>The same {c['held_out_patients']} held-out patients, models trained on the same other patients; "
+            "only the masks the radiomics come from differ (clinical variables are inputs of every model but "
+            "the oracle).</p>"
+            + _table(rows, ["features from", "RFS C-index", "RFS 95% CI", "HPV balanced accuracy", "HPV 95% CI",
+                            "HPV AUC"], ["features from"]))
+
+
+def _html_pass_marks(marks: list[dict]) -> str:
+    rows = [{"metric": m["metric"], "value": m["value"], "pass mark": f"{m['rule']} {m['mark']}",
+             "met": "not measured" if m["met"] is None else ("yes" if m["met"] else "NO")} for m in marks]
+    return _table(rows, ["metric", "value", "pass mark", "met"], ["metric", "pass mark", "met"])
+
+
 def _html_provenance(data: dict) -> str:
     cmds = data.get("commands") or []
     if cmds:
@@ -627,7 +665,10 @@ def render_html(data: dict, figures: dict[str, bytes]) -> str:
     """The self-contained HTML page of a report (figures inlined as base64 PNG data URIs)."""
     sections = []
     for key, title, render in (
+            ("pass_marks", "Pass marks (held-out patients)", _html_pass_marks),
             ("conversion", "Conversion", lambda s: _html_conversion(s)),
+            ("training", "Training (nnU-Net learning curve)", lambda s: _img(
+                figures, "training_progress", "nnU-Net progress.png: losses, pseudo Dice, learning rate")),
             ("segmentation", "Segmentation (Task 1)", lambda s: _html_segmentation(s, figures)),
             ("overlays", "PET/CT overlays", lambda s: _html_overlays(s, figures)),
             ("radiomics", "Radiomics", lambda s: (
@@ -638,8 +679,9 @@ def render_html(data: dict, figures: dict[str, bytes]) -> str:
                          ["flag"]))),
             ("rfs", "Relapse-free survival (Task 2)", lambda s: _html_outcome(s, "rfs", figures)),
             ("hpv", "HPV status (Task 3)", lambda s: _html_outcome(s, "hpv", figures)),
+            ("prognosis_comparison", "Prognosis from predicted vs true masks", _html_comparison),
             ("prognosis", "Prognosis models", lambda s: _html_prognosis(s, figures))):
-        if data.get(key) is None:
+        if not data.get(key):
             continue
         sections.append(f'<section id="{key}"><h2>{html.escape(title)}</h2>{render(data[key])}</section>')
     notes = "".join(f'<p class="note">{html.escape(n)}</p>' for n in data.get("notes", []))
