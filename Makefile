@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_DIR ?= demo_work
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench gpu-check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,7 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -rs -m "not slow" $(PYTEST_ARGS)
 
-# hand-run measurements on CPU (benchmarks/gpu_train_step.py needs a CUDA machine)
+# hand-run measurements on CPU (gpu-check below needs a CUDA machine)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/convert.py
 	$(BIN)/python benchmarks/evaluate.py
@@ -41,6 +41,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/radiomics_extraction.py
 	$(BIN)/python benchmarks/prognosis_training.py
 	$(BIN)/python benchmarks/inference.py
+
+# one command on a CUDA machine (<= 8 min, no internet): learning, step time, inference;
+# writes benchmarks/results/gpu_check.json and README's GPU table
+gpu-check: $(STAMP)
+	$(BIN)/python benchmarks/gpu_check.py
+	$(BIN)/python benchmarks/gpu_check.py --readme
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info
