@@ -144,8 +144,8 @@ class HecktorTrainer(nnUNetTrainer):
         ``dice_ce`` (nnU-Net's), ``dice_ce_focal``, ``tversky`` or ``focal_tversky``.
     pet_misregistration : bool
         Random rigid motion of PET only, up to ``max_shift_mm`` and ``max_rotation_deg`` per axis, in a
-        share ``p_pet_misregistration`` of patches (not every patient moves; also keeps the data
-        augmentation within 0.9x of stock throughput, see ``benchmarks/augmentation.py``).
+        share ``p_pet_misregistration`` of patches (not every patient moves), folded into nnU-Net's spatial
+        transform (PET sampled once; see ``benchmarks/augmentation.py`` for the throughput).
     pet_intensity : bool
         PET-only global scaling in ``suv_scale_range`` and blur with sigma in ``pet_blur_sigma_mm``.
     mirror_left_right_only : bool
