@@ -5,11 +5,13 @@ unless --work is given), then for every trainer with its own data pipeline draws
 real training loader (nnU-Net's single-threaded augmenter, so the number is per DA worker) and
 reports batches/s and the ratio to stock. Every batch is drawn after seeding the random generators
 with (round, batch): all trainers draw the same patches and the same nnU-Net augmentations (the
-PET transforms draw from generators of their own), so the ratio measures the variant's extra work
-rather than sampling luck. Trainers take turns batch by batch, so drifting machine load hits all
-of them alike; figures are medians over rounds of the per-round ratios. Throughput is reported from CPU seconds of this
-(single-threaded) process, which other processes on a shared machine barely disturb, and from wall
-seconds beside it; the load average is recorded. Target: >= 0.95x of stock.
+PET transforms draw from generators of their own; the lymph-node sampler draws other patches by
+design), so the ratio measures the variant's extra work rather than sampling luck. Trainers take
+turns batch by batch, so drifting machine load hits all of them alike; figures are medians over
+rounds of the per-round ratios (the trainer's batches per second over stock's in that round).
+Throughput is reported from CPU seconds of this (single-threaded) process, which other processes
+on a shared machine disturb less, and from wall seconds beside it; the load average is recorded.
+Target: >= 0.95x of stock.
 
     python benchmarks/augmentation.py --size tiny --cases 6 --batches 40 --rounds 7
 """
@@ -85,8 +87,8 @@ def training_loader(trainer_name: str):
     return train
 
 
-def time_round(loaders: dict, n: int, round_index: int) -> dict[str, tuple[float, float]]:
-    """``{trainer: (CPU seconds, wall seconds)}`` of ``n`` batches from every loader.
+def time_round(loaders: dict, n: int, round_index: int) -> dict[str, list[tuple[float, float]]]:
+    """``{trainer: [(CPU seconds, wall seconds) of batch i]}`` for ``n`` batches from every loader.
 
     Batch ``i`` is drawn from every loader in turn (the order rotates) after seeding the random
     generators with (round, i), so a load change on the machine hits all trainers alike.
@@ -95,7 +97,7 @@ def time_round(loaders: dict, n: int, round_index: int) -> dict[str, tuple[float
     import torch
 
     names = list(loaders)
-    spent = {t: [0.0, 0.0] for t in names}
+    spent: dict[str, list[tuple[float, float]]] = {t: [] for t in names}
     for i in range(n):
         k = (round_index + i) % len(names)
         for t in names[k:] + names[:k]:
@@ -103,9 +105,8 @@ def time_round(loaders: dict, n: int, round_index: int) -> dict[str, tuple[float
             random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
             c0, w0 = time.process_time(), time.perf_counter()
             next(loaders[t])
-            spent[t][0] += time.process_time() - c0
-            spent[t][1] += time.perf_counter() - w0
-    return {t: (c, w) for t, (c, w) in spent.items()}
+            spent[t].append((time.process_time() - c0, time.perf_counter() - w0))
+    return spent
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cases", type=int, default=6)
     ap.add_argument("--batches", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=7)
+    ap.add_argument("--trainers", nargs="+", default=list(VARIANTS), choices=VARIANTS, metavar="TRAINER",
+                    help="variants to compare with stock (default: all)")
     ap.add_argument("--work", default=None, help="keep the dataset here (default: temporary folder)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "augmentation.json"))
     a = ap.parse_args(argv)
@@ -125,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         name = build_dataset(work, a.size, a.cases)
         plans = json.loads((work / "preprocessed" / name / "nnUNetPlans.json").read_text())
         cfg = plans["configurations"]["3d_fullres"]
-        trainers = ("nnUNetTrainer",) + VARIANTS
+        trainers = ("nnUNetTrainer",) + tuple(a.trainers)
         loaders = {t: training_loader(t) for t in trainers}
         for t in trainers:  # warm-up (first batch, caches)
             next(loaders[t])
@@ -133,9 +136,9 @@ def main(argv: list[str] | None = None) -> int:
         wall: dict[str, list[float]] = {t: [] for t in trainers}
         load = [os.getloadavg()[0]]
         for r in range(a.rounds):
-            for t, (c, w) in time_round(loaders, a.batches, r).items():
-                cpu[t].append(a.batches / c)
-                wall[t].append(a.batches / w)
+            for t, times in time_round(loaders, a.batches, r).items():
+                cpu[t].append(a.batches / sum(c for c, _ in times))
+                wall[t].append(a.batches / sum(w for _, w in times))
             load.append(os.getloadavg()[0])
             print(f"round {r + 1}/{a.rounds} done (load {load[-1]:.2f})", file=sys.stderr)
     rows = []
@@ -162,9 +165,10 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(ROOT))
     from hecktor_nnunet.atomic_io import write_json
 
-    # one file for every size: this run replaces its size's entry
+    # one file for every size (and subset of trainers): this run replaces its own entry
+    key = a.size if list(a.trainers) == list(VARIANTS) else f"{a.size}:{'+'.join(a.trainers)}"
     runs = json.loads(out.read_text()).get("runs", {}) if out.is_file() else {}
-    write_json({"benchmark": "augmentation", "runs": {**runs, a.size: result}}, out)
+    write_json({"benchmark": "augmentation", "runs": {**runs, key: result}}, out)
     return 0
 
 

@@ -13,8 +13,9 @@ the three rotates each round; the figures are medians over rounds):
 
 All three compute GTVp, GTVn and GTV on PET and CT. The run also checks that ours and the plain
 run give the same values (largest relative difference over every feature), records the CPU
-seconds beside the wall-clock ones and the load average (the machine may be shared) and projects the time of the 1123-study HECKTOR 2025 cohort
-on 2 and 16 cores (linear scaling over patients assumed).
+seconds beside the wall-clock ones and the load average (the machine may be shared) and projects
+the time of the 1123-study HECKTOR 2025 cohort on 2 and 16 cores (linear scaling over patients
+assumed).
 
 Usage: ``python benchmarks/radiomics_extraction.py [--cases 2] [--rounds 5] [--workdir DIR]``
 """
@@ -167,7 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         "columns": int(df.shape[1]), "naive_features": sum(len(v) for v in state["naive"].values()) // len(cases),
         "seconds_per_patient": round(med["ours"], 3), "naive_seconds_per_patient": round(med["naive"], 3),
         "floor_seconds_per_patient": round(med["floor"], 3),
-        "ratio_to_floor": round(med["ours"] / med["floor"], 3), "speedup_vs_naive": round(med["naive"] / med["ours"], 2),
+        "ratio_to_floor": round(med["ours"] / med["floor"], 3),
+        "speedup_vs_naive": round(med["naive"] / med["ours"], 2),
         "cpu_seconds_per_patient": {k: round(v, 3) for k, v in med_cpu.items()},
         "cpu_ratio_to_floor": round(med_cpu["ours"] / med_cpu["floor"], 3),
         "max_relative_difference_vs_plain": worst,

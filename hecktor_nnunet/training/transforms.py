@@ -119,7 +119,8 @@ def affine_resample(volume: torch.Tensor, matrix: np.ndarray, offset: Sequence[f
     return _sample_2d(planes.permute(1, 0, 2), grid, padding).permute(1, 0, 2).to(volume.dtype)
 
 
-def _affine_resample_3d(vol: torch.Tensor, m: np.ndarray, b: np.ndarray, n: tuple[int, ...], padding: str) -> torch.Tensor:
+def _affine_resample_3d(vol: torch.Tensor, m: np.ndarray, b: np.ndarray, n: tuple[int, ...],
+                        padding: str) -> torch.Tensor:
     """:func:`affine_resample` in one 3-D ``grid_sample`` pass (for large turns of the first axis)."""
     ramps = [torch.arange(k, dtype=torch.float64) for k in n]
     grid = torch.empty(*n, 3)
@@ -260,7 +261,8 @@ class SpatialTransformWithPETMotion(BasicTransform):
             out["image"][c] = pet
             return out
         # resample the other channels only (a view when PET is the first or last channel)
-        data_dict["image"] = img[:c] if c == img.shape[0] - 1 else img[1:] if c == 0 else torch.cat([img[:c], img[c + 1:]])
+        last = img.shape[0] - 1
+        data_dict["image"] = img[:c] if c == last else img[1:] if c == 0 else torch.cat([img[:c], img[c + 1:]])
         out = self.spatial.apply(data_dict, **params)
         out["image"] = torch.cat([out["image"][:c], pet[None], out["image"][c:]])
         return out
