@@ -142,6 +142,9 @@ class HecktorTrainer(nnUNetTrainer):
     ----------
     loss_name : str
         ``dice_ce`` (nnU-Net's), ``dice_ce_focal``, ``tversky`` or ``focal_tversky``.
+    focal_class_weights : tuple of float or None
+        Per-output-channel weights of the focal term (``dice_ce_focal``), e.g. to make the rare lymph
+        nodes' voxels count more; None weighs every class 1.
     pet_misregistration : bool
         Random rigid motion of PET only, up to ``max_shift_mm`` and ``max_rotation_deg`` per axis, in a
         share ``p_pet_misregistration`` of patches (not every patient moves), folded into nnU-Net's spatial
@@ -164,6 +167,7 @@ class HecktorTrainer(nnUNetTrainer):
     """
 
     loss_name: str = "dice_ce"
+    focal_class_weights: tuple[float, ...] | None = None
     pet_misregistration: bool = False
     max_shift_mm: float = 4.0
     max_rotation_deg: float = 3.0
@@ -234,7 +238,7 @@ class HecktorTrainer(nnUNetTrainer):
         if self.loss_name == "dice_ce":
             return super()._build_loss()
         loss = build_loss(self.loss_name, self.label_manager, batch_dice=self.configuration_manager.batch_dice,
-                          ddp=self.is_ddp)
+                          ddp=self.is_ddp, focal_alpha=self.focal_class_weights)
         if not self.enable_deep_supervision:
             return loss
         return wrap_deep_supervision(loss, len(self._get_deep_supervision_scales()),

@@ -32,12 +32,16 @@ class FocalLoss(nn.Module):
         Focusing exponent (0 gives plain cross-entropy).
     regions : bool
         Sigmoid (one-hot region target) instead of softmax (label-map target).
+    alpha : sequence of float, optional
+        Per-class weights (Lin et al.'s alpha), one per output channel, applied by each voxel's true
+        class (softmax) or per channel (sigmoid); None weighs every class 1.
     """
 
-    def __init__(self, gamma: float = 2.0, regions: bool = False) -> None:
+    def __init__(self, gamma: float = 2.0, regions: bool = False, alpha: Sequence[float] | None = None) -> None:
         super().__init__()
         self.gamma = float(gamma)
         self.regions = regions
+        self.register_buffer("alpha", None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32))
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.regions:
@@ -46,8 +50,14 @@ class FocalLoss(nn.Module):
         else:
             log_p = torch.log_softmax(logits, dim=1)
             log_pt = log_p.gather(1, target.long())
-        pt = log_pt.exp()
-        return (-(1.0 - pt).pow(self.gamma) * log_pt).mean()
+        loss = -(1.0 - log_pt.exp()).pow(self.gamma) * log_pt
+        if self.alpha is not None:
+            if self.alpha.numel() != logits.shape[1]:
+                raise ValueError(f"focal alpha has {self.alpha.numel()} weights for {logits.shape[1]} output channels")
+            shape = (1, -1) + (1,) * (logits.ndim - 2)
+            alpha = self.alpha.to(logits.dtype).view(shape)
+            loss = loss * (alpha.expand_as(loss) if self.regions else alpha.expand(logits.shape).gather(1, target.long()))
+        return loss.mean()
 
 
 class TverskyLoss(nn.Module):
@@ -122,8 +132,8 @@ class _RegionBCE(nn.Module):
 
 
 def build_loss(name: str, label_manager: LabelManager, *, batch_dice: bool, ddp: bool = False,
-               focal_gamma: float = 2.0, tversky_alpha: float = 0.3, tversky_beta: float = 0.7,
-               focal_tversky_exponent: float = 0.75) -> nn.Module:
+               focal_gamma: float = 2.0, focal_alpha: Sequence[float] | None = None, tversky_alpha: float = 0.3,
+               tversky_beta: float = 0.7, focal_tversky_exponent: float = 0.75) -> nn.Module:
     """The loss called ``name`` for this dataset's labels or regions (without deep supervision).
 
     Parameters
@@ -136,6 +146,8 @@ def build_loss(name: str, label_manager: LabelManager, *, batch_dice: bool, ddp:
         Decides softmax/labels vs sigmoid/regions.
     batch_dice : bool
         From the plans configuration.
+    focal_alpha : sequence of float, optional
+        Per-class weights of the focal term (``dice_ce_focal`` only), one per output channel.
 
     Raises
     ------
@@ -159,7 +171,7 @@ def build_loss(name: str, label_manager: LabelManager, *, batch_dice: bool, ddp:
     if name == "dice_ce":
         return dice_ce
     if name == "dice_ce_focal":
-        return SumOfLosses([(1.0, dice_ce), (1.0, FocalLoss(focal_gamma, regions=regions))])
+        return SumOfLosses([(1.0, dice_ce), (1.0, FocalLoss(focal_gamma, regions=regions, alpha=focal_alpha))])
     exponent = 1.0 if name == "tversky" else focal_tversky_exponent
     tversky = TverskyLoss(tversky_alpha, tversky_beta, exponent, regions=regions, batch_dice=batch_dice)
     return SumOfLosses([(1.0, tversky), (1.0, _RegionBCE() if regions else _LabelCE())])

@@ -57,7 +57,8 @@ TRAINERS: tuple[TrainerInfo, ...] = (
     TrainerInfo("nnUNetTrainerHecktorFocalPETAug_500epochs", "length", "recommended trainer, 500 epochs",
                 "half the compute of nnU-Net's 1000 epochs"),
     TrainerInfo("nnUNetTrainerHecktorDemoCPU", "demo",
-                "the plans' U-Net on 32^3 patches (half centred on lesions), focal loss, 24 epochs x 25 iterations",
+                "the plans' U-Net on 32^3 patches (half centred on lesions), focal loss with nodes weighted 10x, "
+                "24 epochs x 25 iterations, no test-time mirroring",
                 "a model that really segments, trained on 2 CPU cores in minutes (`make demo`)"),
     TrainerInfo("nnUNetTrainerHecktorTinyCPUDebug", "debug",
                 "2 epochs x 2 iterations, network <= 8 features wide; NOT a real model",

@@ -103,3 +103,16 @@ def test_ignore_label_raises_clear_error():
         build_loss("dice_ce_focal", manager, batch_dice=False)
     with pytest.raises(ValueError, match="unknown loss"):
         build_loss("dice", LABELS, batch_dice=False)
+
+
+def test_focal_class_weights_scale_each_voxel_by_its_true_class():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 3, 4, 5, 6)
+    target = torch.randint(0, 3, (2, 1, 4, 5, 6))
+    plain = FocalLoss(2.0)(logits, target)
+    assert torch.allclose(FocalLoss(2.0, alpha=(1.0, 1.0, 1.0))(logits, target), plain)
+    weighted = FocalLoss(2.0, alpha=(1.0, 1.0, 10.0))(logits, target)
+    only_2 = FocalLoss(2.0, alpha=(0.0, 0.0, 1.0))(logits, target)
+    assert torch.allclose(weighted, plain + 9 * only_2)
+    with pytest.raises(ValueError, match="3 weights for 2 output channels"):
+        FocalLoss(2.0, alpha=(1.0, 1.0, 10.0))(logits[:, :2], target.clamp(max=1))
