@@ -180,24 +180,59 @@ def run_nnunet(folder: Path, images_dir: Path, out_dir: Path, folds: Sequence[in
     """nnU-Net's predictor on a folder of ``<ID>_XXXX.nii.gz`` images; ensembles ``folds``.
 
     The HECKTOR trainers folder is added to ``nnUNet_extTrainer`` while the model is loaded (nnU-Net
-    rebuilds the network from the trainer class named in the checkpoint).
+    rebuilds the network from the trainer class named in the checkpoint). On a GPU, ``workers``
+    processes preprocess and export around the one network; on the CPU, the cases are shared among
+    ``workers`` processes, each with its own predictor and an equal share of the torch threads
+    (small networks use threads poorly; the Python pre- and post-processing uses one core each).
     """
-    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
-
     dev = _resolve_device(device)
     out_dir.mkdir(parents=True, exist_ok=True)
+    options = {"step_size": step_size, "mirroring": mirroring, "quiet": quiet}
+    if dev.type == "cpu" and workers > 1:
+        from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
+
+        cases = create_lists_from_splitted_dataset_folder(str(images_dir), ".nii.gz")
+        shards = [cases[i::workers] for i in range(workers) if cases[i::workers]]
+        import torch
+
+        from hecktor_nnunet.parallel import parallel_map
+
+        threads = max(1, torch.get_num_threads() // len(shards))
+        jobs = [(folder, shard, out_dir, list(folds), checkpoint, threads, options) for shard in shards]
+        for _ in parallel_map(_predict_cases, jobs, workers=len(jobs), quiet=True):
+            pass
+        return
+    predictor = _predictor(folder, folds, checkpoint, dev, **options)
+    if dev.type == "cpu":
+        predictor.predict_from_files_sequential(str(images_dir), str(out_dir), save_probabilities=False,
+                                                overwrite=True)
+    else:
+        predictor.predict_from_files(str(images_dir), str(out_dir), save_probabilities=False, overwrite=True,
+                                     num_processes_preprocessing=workers, num_processes_segmentation_export=workers)
+
+
+def _predictor(folder: Path, folds: Sequence[int | str], checkpoint: str, dev, *, step_size: float, mirroring: bool,
+               quiet: bool):
+    from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
+
     predictor = nnUNetPredictor(tile_step_size=step_size, use_gaussian=True, use_mirroring=mirroring,
                                 perform_everything_on_device=dev.type == "cuda", device=dev,
                                 verbose=False, verbose_preprocessing=False, allow_tqdm=not quiet)
     with hecktor_trainers_findable():
         predictor.initialize_from_trained_model_folder(str(folder), [f if f == "all" else int(f) for f in folds],
                                                        checkpoint)
-    if dev.type == "cpu" or workers <= 1:
-        predictor.predict_from_files_sequential(str(images_dir), str(out_dir), save_probabilities=False,
-                                                overwrite=True)
-    else:
-        predictor.predict_from_files(str(images_dir), str(out_dir), save_probabilities=False, overwrite=True,
-                                     num_processes_preprocessing=workers, num_processes_segmentation_export=workers)
+    return predictor
+
+
+def _predict_cases(job: tuple) -> None:
+    """One CPU worker of :func:`run_nnunet`: its share of the cases (lists of channel files)."""
+    import torch
+
+    folder, cases, out_dir, folds, checkpoint, threads, options = job
+    torch.set_num_threads(threads)
+    predictor = _predictor(folder, folds, checkpoint, torch.device("cpu"), **options)
+    outputs = [str(out_dir / Path(files[0]).name[: -len("_0000.nii.gz")]) for files in cases]
+    predictor.predict_from_files_sequential(cases, outputs, save_probabilities=False, overwrite=True)
 
 
 def postprocess_folder(pred_dir: Path, out_dir: Path, setting: Postprocessing) -> None:

@@ -59,6 +59,17 @@ def test_predict_flat_folder_onto_original_ct_grids(env, tmp_path, capsys):
         assert set(np.unique(sitk.GetArrayFromImage(out))) <= {0, 1, 2}
 
 
+def test_cpu_prediction_shared_among_workers_equals_one_process(env, tmp_path):
+    ids = _ids(env.release)[:3]
+    inputs = _flat_inputs(env.release, tmp_path / "in", ids)
+    common = dict(dataset=DATASET_ID, trainer=TINY_TRAINER, folds=[0], device="cpu", quiet=True, postprocess=False)
+    one = predict(inputs, tmp_path / "one", workers=1, **common)
+    two = predict(inputs, tmp_path / "two", workers=2, **common)
+    assert [p.name for p in one] == [p.name for p in two] == [f"{pid}.nii.gz" for pid in ids]
+    for a, b in zip(one, two):
+        assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(a))), sitk.GetArrayFromImage(sitk.ReadImage(str(b))))
+
+
 def test_predict_grand_challenge_layout_to_gc_output(env, tmp_path):
     pid = _ids(env.release)[0]
     gc = tmp_path / "input"
