@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
               "results": rows}
     out = Path(a.out)
     sys.path.insert(0, str(ROOT))
-    from hecktor_nnunet.atomic_io import write_json
+    from hecktor_nnunet.io.atomic_io import write_json
 
     # one file for every size (and subset of trainers): this run replaces its own entry
     key = a.size if list(a.trainers) == list(VARIANTS) else f"{a.size}:{'+'.join(a.trainers)}"

@@ -42,7 +42,7 @@ def _floor(case, out: Path, reference: Path) -> tuple[float, float]:
 
 
 def _ours(case, out: Path, crop: str) -> tuple[float, float]:
-    from hecktor_nnunet.checks import load_case
+    from hecktor_nnunet.io.checks import load_case
     from hecktor_nnunet.dataset_conversion.convert import convert_loaded
     from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 
@@ -74,7 +74,7 @@ def measure(kind: str, case, out: Path, arg) -> tuple[float, float, float]:
 
 def verify_seconds(case, outputs: Path, repeats: int = 5) -> float:
     """Median time of the integrity checks ours adds: every input and every output image checked."""
-    from hecktor_nnunet.atomic_io import file_stamp, verify_image_file
+    from hecktor_nnunet.io.atomic_io import file_stamp, verify_image_file
 
     files = [case.ct, case.pet, case.label]
     written = sorted(outputs.glob("*.nii.gz"))
@@ -97,8 +97,8 @@ def main() -> None:
     ap.add_argument("--size", default="realistic")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "convert.json"))
     a = ap.parse_args()
-    from hecktor_nnunet.atomic_io import write_json
-    from hecktor_nnunet.release import read_release
+    from hecktor_nnunet.io.atomic_io import write_json
+    from hecktor_nnunet.io.release import read_release
     from hecktor_nnunet.synth import generate_release
 
     load_before = os.getloadavg()

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import write_json
+from hecktor_nnunet.io.atomic_io import write_json
 from hecktor_nnunet.evaluate import evaluate_segmentation, find_truth_labels
 from hecktor_nnunet.metrics.segmentation import hd95, match_lesions, patient_metrics
 from hecktor_nnunet.synth import generate_release

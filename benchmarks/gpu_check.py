@@ -342,7 +342,7 @@ def update_readme(result: dict, readme: Path = ROOT / "README.md") -> None:
         raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} block")
     head, rest = text.split(README_BEGIN, 1)
     _, tail = rest.split(README_END, 1)
-    from hecktor_nnunet.atomic_io import write_text
+    from hecktor_nnunet.io.atomic_io import write_text
 
     write_text(f"{head}{README_BEGIN}\n{markdown(result)}{README_END}{tail}", readme)
 
@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> int:
         print("gpu_check.py: no CUDA GPU here (torch.cuda.is_available() is False); "
               "run `python benchmarks/gpu_check.py --device cpu --tiny` for the dry run", file=sys.stderr)
         return 1
-    from hecktor_nnunet.atomic_io import write_json
+    from hecktor_nnunet.io.atomic_io import write_json
 
     t_start = time.perf_counter()
     cpus = os.cpu_count() or 1

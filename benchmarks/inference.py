@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     import torch
 
-    from hecktor_nnunet.atomic_io import write_json
+    from hecktor_nnunet.io.atomic_io import write_json
     from hecktor_nnunet.synth import generate_release
 
     torch.set_num_threads(os.cpu_count() or 1)

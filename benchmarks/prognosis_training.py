@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 from sksurv.util import Surv
 
-from hecktor_nnunet.atomic_io import write_json
-from hecktor_nnunet.clinical import normalise_table
+from hecktor_nnunet.io.atomic_io import write_json
+from hecktor_nnunet.io.clinical import normalise_table
 from hecktor_nnunet.prognosis.features import model_inputs, targets
 from hecktor_nnunet.prognosis.models import GRIDS, PrognosisModel
 from hecktor_nnunet.prognosis.simulate import simulate_tables

@@ -35,11 +35,11 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import write_json
-from hecktor_nnunet.geometry import Grid, IndexBox, bounding_box, crop, resample
+from hecktor_nnunet.io.atomic_io import write_json
+from hecktor_nnunet.io.geometry import Grid, IndexBox, bounding_box, crop, resample
 from hecktor_nnunet.prognosis.radiomics import (DEFAULT_PARAMS, MODALITIES, REGION_LABELS, extract_features,
                                                 radiomics_extractor)
-from hecktor_nnunet.release import read_release
+from hecktor_nnunet.io.release import read_release
 from hecktor_nnunet.synth import generate_release
 
 COHORT = 1123

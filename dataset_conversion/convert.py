@@ -25,17 +25,17 @@ import pandas as pd
 import SimpleITK as sitk
 
 import hecktor_nnunet
-from hecktor_nnunet.atomic_io import (LOCK_NAME, WriteError, file_stamp, folder_lock, is_temp_name,
+from hecktor_nnunet.io.atomic_io import (LOCK_NAME, WriteError, file_stamp, folder_lock, is_temp_name,
                                       remove_temp_files, write_image, write_json, write_table)
-from hecktor_nnunet.checks import label_counts, load_case, read_suv_factors
+from hecktor_nnunet.io.checks import label_counts, load_case, read_suv_factors
 from hecktor_nnunet.dataset_conversion.cropping import choose_box
 from hecktor_nnunet.dataset_conversion.dataset_json import build_dataset_json
 from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 from hecktor_nnunet.dataset_conversion.splits import make_splits
-from hecktor_nnunet.geometry import Grid, crop, grid_with_spacing, resample, voxel_volume_ml
+from hecktor_nnunet.io.geometry import Grid, crop, grid_with_spacing, resample, voxel_volume_ml
 from hecktor_nnunet.parallel import parallel_map
-from hecktor_nnunet.problems import ERROR, WARNING, CaseError, Problem, format_report
-from hecktor_nnunet.release import Case, Release, read_release
+from hecktor_nnunet.io.problems import ERROR, WARNING, CaseError, Problem, format_report
+from hecktor_nnunet.io.release import Case, Release, read_release
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def convert_loaded(loaded, settings: ConversionSettings, images_dir: Path, label
     """Convert one checked case; returns its manifest record (geometry, files, label survival).
 
     ``record["outputs"]`` maps each written file (relative to ``images_dir.parent``) to its
-    :func:`~hecktor_nnunet.atomic_io.file_stamp`; every file was checked complete before it was renamed.
+    :func:`~hecktor_nnunet.io.atomic_io.file_stamp`; every file was checked complete before it was renamed.
     """
     case = loaded.case
     pid = case.patient_id

@@ -7,7 +7,7 @@ import logging
 import numpy as np
 import SimpleITK as sitk
 
-from hecktor_nnunet.geometry import Grid, IndexBox, bounding_box, overlap_box
+from hecktor_nnunet.io.geometry import Grid, IndexBox, bounding_box, overlap_box
 
 log = logging.getLogger(__name__)
 

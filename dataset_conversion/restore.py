@@ -8,12 +8,12 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import IncompleteFileError, verify_image_file, write_image
-from hecktor_nnunet.checks import label_values_outside
-from hecktor_nnunet.geometry import Grid, IndexBox, resample, uncrop
+from hecktor_nnunet.io.atomic_io import IncompleteFileError, verify_image_file, write_image
+from hecktor_nnunet.io.checks import label_values_outside
+from hecktor_nnunet.io.geometry import Grid, IndexBox, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map
-from hecktor_nnunet.problems import CaseError, Problem
-from hecktor_nnunet.release import split_image_name
+from hecktor_nnunet.io.problems import CaseError, Problem
+from hecktor_nnunet.io.ids import split_image_name
 
 log = logging.getLogger(__name__)
 

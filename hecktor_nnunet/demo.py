@@ -32,7 +32,7 @@ from typing import Callable
 
 import pandas as pd
 
-from hecktor_nnunet.atomic_io import write_json, write_table
+from hecktor_nnunet.io.atomic_io import write_json, write_table
 
 
 DEMO_TRAINER = "nnUNetTrainerHecktorDemoCPU"
@@ -367,7 +367,7 @@ def _link(target: Path, link: Path) -> None:
 def _holdout(r: DemoRun) -> None:
     """Held-out patients: their true labels and predictions (links), the clinical tables of both splits."""
     from hecktor_nnunet.evaluate import find_predictions
-    from hecktor_nnunet.release import read_release
+    from hecktor_nnunet.io.release import read_release
 
     seg_train, seg_val = heldout_split(r.paths)
     release = read_release(r.paths.release)
@@ -411,7 +411,7 @@ def write_demo_params(folder: Path) -> dict[str, Path]:
     """
     import yaml
 
-    from hecktor_nnunet.atomic_io import write_text
+    from hecktor_nnunet.io.atomic_io import write_text
     from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS
 
     out = {}

@@ -20,17 +20,18 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import json_safe, write_json, write_table
-from hecktor_nnunet.clinical import read_clinical
-from hecktor_nnunet.geometry import Grid, resample
+from hecktor_nnunet.io.atomic_io import json_safe, write_json, write_table
+from hecktor_nnunet.io.clinical import read_clinical
+from hecktor_nnunet.io.geometry import Grid, resample
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
 from hecktor_nnunet.metrics.classification import balanced_accuracy, binary_summary, roc_auc
 from hecktor_nnunet.metrics.segmentation import (BOTH_EMPTY_DICE, IOU_THRESHOLD, MATCHING, aggregated_dice,
                                                  aggregated_f1, borda_ranking, mean_dice, patient_metrics)
 from hecktor_nnunet.metrics.survival import concordance_index, time_dependent_auc, uno_c
 from hecktor_nnunet.parallel import parallel_map
-from hecktor_nnunet.problems import ERROR, WARNING, Problem, format_report
-from hecktor_nnunet.release import IMAGE_SUFFIXES, centre_of, normalise_id, read_release, split_image_name
+from hecktor_nnunet.io.problems import ERROR, WARNING, Problem, format_report
+from hecktor_nnunet.io.ids import IMAGE_SUFFIXES, centre_of, normalise_id, split_image_name
+from hecktor_nnunet.io.release import read_release
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from numpy.typing import ArrayLike  # noqa: E402
 
-from hecktor_nnunet.atomic_io import atomic_path  # noqa: E402
+from hecktor_nnunet.io.atomic_io import atomic_path  # noqa: E402
 
 
 def _save(fig, path: str | os.PathLike) -> None:

@@ -35,7 +35,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from hecktor_nnunet.atomic_io import json_safe, write_json, write_text
+from hecktor_nnunet.io.atomic_io import json_safe, write_json, write_text
 from hecktor_nnunet.evaluate import SEG_METRICS
 
 log = logging.getLogger(__name__)
@@ -300,7 +300,7 @@ def overlay_png(ct, pet, truth=None, pred=None, title: str = "") -> tuple[bytes,
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    from hecktor_nnunet.geometry import Grid, resample
+    from hecktor_nnunet.io.geometry import Grid, resample
 
     ct_arr, (sx, sy, sz) = _array(ct)
     pet_arr, _ = _array(resample(pet, Grid.of(ct), "linear", 0.0))
@@ -366,7 +366,7 @@ def overlay_section(release: Path, pred: Path | None, per_patient: Sequence[dict
     import SimpleITK as sitk
 
     from hecktor_nnunet.evaluate import find_predictions
-    from hecktor_nnunet.release import read_release
+    from hecktor_nnunet.io.release import read_release
 
     rel = read_release(release)
     cases = {c.patient_id: c for c in rel.cases if c.ct is not None and c.pet is not None}

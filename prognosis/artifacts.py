@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hecktor_nnunet.atomic_io import atomic_path, write_json, write_table
+from hecktor_nnunet.io.atomic_io import atomic_path, write_json, write_table
 from hecktor_nnunet.prognosis.features import model_inputs, radiomics_columns
 from hecktor_nnunet.prognosis.models import (FeatureSelector, PrognosisModel, XGBHPVClassifier,
                                              XGBSurvival)

@@ -1,6 +1,6 @@
 """The model's input table: radiomics features joined with encoded clinical variables on PatientID.
 
-Clinical variables come from :func:`hecktor_nnunet.clinical.read_clinical` (2022 and 2025 schemas
+Clinical variables come from :func:`hecktor_nnunet.io.clinical.read_clinical` (2022 and 2025 schemas
 alike) and are encoded as numbers with the prefix ``CLIN_``; missing values stay NaN (xgboost learns
 a default direction for them; the scikit-survival baselines impute inside their pipeline). The centre
 is never a feature (it is the grouping variable of the validation).
@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from hecktor_nnunet.clinical import read_clinical
+from hecktor_nnunet.io.clinical import read_clinical
 from hecktor_nnunet.prognosis.radiomics import read_features
-from hecktor_nnunet.release import centre_of
+from hecktor_nnunet.io.ids import centre_of
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ def encode_clinical(clinical: pd.DataFrame) -> pd.DataFrame:
     Parameters
     ----------
     clinical : DataFrame
-        A table in the schema of :mod:`hecktor_nnunet.clinical`.
+        A table in the schema of :mod:`hecktor_nnunet.io.clinical`.
     """
     out = pd.DataFrame(index=pd.Index(clinical["PatientID"].astype(str), name="PatientID"))
     for col, name in CLINICAL_NUMERIC.items():
@@ -102,14 +102,6 @@ def targets(clinical: pd.DataFrame, task: str) -> pd.DataFrame:
     if len(t) < n_before:
         log.info("%d patient(s) without %s dropped", n_before - len(t), "/".join(cols))
     return t
-
-
-def load_table(path: str | Path) -> pd.DataFrame:
-    """A CSV or Parquet table."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"table not found: {path}")
-    return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
 
 
 def radiomics_columns(features: pd.DataFrame) -> list[str]:

@@ -39,13 +39,14 @@ import SimpleITK as sitk
 import yaml
 from scipy import ndimage
 
-from hecktor_nnunet.atomic_io import atomic_path, remove_temp_files, write_json, write_table
-from hecktor_nnunet.checks import label_values_outside
-from hecktor_nnunet.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample, uncrop
+from hecktor_nnunet.io.atomic_io import atomic_path, remove_temp_files, write_json, write_table
+from hecktor_nnunet.io.checks import label_values_outside
+from hecktor_nnunet.io.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map
-from hecktor_nnunet.problems import ERROR, WARNING, Problem
+from hecktor_nnunet.io.problems import ERROR, WARNING, Problem
 from hecktor_nnunet.prognosis.pet_descriptors import MASK_FEATURES, PET_FEATURES, pet_descriptors
-from hecktor_nnunet.release import read_release, split_image_name
+from hecktor_nnunet.io.ids import split_image_name
+from hecktor_nnunet.io.release import read_release
 
 log = logging.getLogger(__name__)
 
@@ -534,7 +535,7 @@ def extract_features(
     Parameters
     ----------
     release_root : path
-        A release in any layout :func:`hecktor_nnunet.release.read_release` reads (CT in HU, PET in SUV).
+        A release in any layout :func:`hecktor_nnunet.io.release.read_release` reads (CT in HU, PET in SUV).
     masks_dir : path
         Label maps ``<ID>.nii.gz`` on the CT grid (ground truth or predictions).
     out : path or None

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hecktor_nnunet.atomic_io import atomic_folder, write_json, write_table
+from hecktor_nnunet.io.atomic_io import atomic_folder, write_json, write_table
 from hecktor_nnunet.plots import km_risk_groups, roc_plot
 from hecktor_nnunet.prognosis.artifacts import feature_importance, importance_plot, save_model
 from hecktor_nnunet.prognosis.cv import CVResult, cross_validate

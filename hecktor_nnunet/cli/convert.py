@@ -9,8 +9,8 @@ from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
 from hecktor_nnunet.dataset_conversion.convert import convert_release, summary_text
 from hecktor_nnunet.dataset_conversion.settings import CROP_MODES, PET_NORMS, ConversionSettings
 from hecktor_nnunet.dataset_conversion.splits import SPLIT_MODES
-from hecktor_nnunet.problems import format_report
-from hecktor_nnunet.release import READERS
+from hecktor_nnunet.io.problems import format_report
+from hecktor_nnunet.io.release import READERS
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _predict(a: argparse.Namespace) -> int:
-    from hecktor_nnunet.clinical import read_clinical
+    from hecktor_nnunet.io.clinical import read_clinical
     from hecktor_nnunet.prognosis.artifacts import predict
     from hecktor_nnunet.prognosis.radiomics import read_features
 

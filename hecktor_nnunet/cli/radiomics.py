@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hecktor_nnunet.cli.common import fail, setup_logging
-from hecktor_nnunet.problems import ERROR, Problem, format_report
+from hecktor_nnunet.io.problems import ERROR, Problem, format_report
 
 
 def main(argv: list[str] | None = None) -> int:

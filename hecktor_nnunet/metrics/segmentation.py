@@ -86,11 +86,6 @@ def mean_dice(values: Sequence[float], both_empty: str = "zero") -> float:
     return float(v.mean()) if v.size else float("nan")
 
 
-def volume_ml(mask: np.ndarray, spacing: Sequence[float]) -> float:
-    """Volume of a binary mask in mL for voxel spacing in mm."""
-    return float(np.count_nonzero(mask) * np.prod(_spacing(spacing)) / 1000.0)
-
-
 def _crop_to(masks: Sequence[np.ndarray], pad: int = 1) -> tuple[np.ndarray, ...]:
     """Crop masks to the padded bounding box of their union (padding is zero-filled)."""
     union = np.logical_or.reduce(masks)

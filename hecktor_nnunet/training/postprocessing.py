@@ -20,7 +20,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import write_json
+from hecktor_nnunet.io.atomic_io import write_json
 from hecktor_nnunet.metrics.segmentation import (GTVN, GTVP, aggregated_dice, aggregated_f1, components,
                                                  match_lesions)
 

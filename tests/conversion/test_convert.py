@@ -11,7 +11,7 @@ from hecktor_nnunet.cli.convert import main as convert_main
 from hecktor_nnunet.cli.restore import main as restore_main
 from hecktor_nnunet.dataset_conversion.convert import convert_release
 from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
-from hecktor_nnunet.release import read_release
+from hecktor_nnunet.io.release import read_release
 from hecktor_nnunet.synth import generate_release
 
 
@@ -254,7 +254,7 @@ def test_unreadable_record_and_leftovers_do_not_block_a_resume(tiny_release, tmp
 
 
 def test_a_second_writer_fails_fast(tiny_release, tmp_path, capsys):
-    from hecktor_nnunet.atomic_io import folder_lock
+    from hecktor_nnunet.io.atomic_io import folder_lock
 
     rel = _copy_release(tiny_release, tmp_path, n=2)
     ds = tmp_path / "raw" / "Dataset524_HECKTOR2025"

@@ -2,7 +2,6 @@
 
 import json
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import SimpleITK as sitk
 
 from hecktor_nnunet.cli.convert import main as convert_main
 from hecktor_nnunet.cli.restore import main as restore_main
-from hecktor_nnunet.release import read_release
+from hecktor_nnunet.io.release import read_release
 
 
 @pytest.mark.slow

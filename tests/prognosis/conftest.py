@@ -23,7 +23,7 @@ def synth_masks(tmp_path_factory) -> tuple[Path, Path, "object"]:
     """A tiny synthetic release (5 patients, one without nodes), its label maps as masks, and the oracle."""
     import shutil
 
-    from hecktor_nnunet.release import read_release
+    from hecktor_nnunet.io.release import read_release
     from hecktor_nnunet.synth import generate_release
 
     base = tmp_path_factory.mktemp("prog_synth")

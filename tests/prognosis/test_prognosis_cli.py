@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from hecktor_nnunet.cli.prognosis import main
-from hecktor_nnunet.clinical import normalise_table
+from hecktor_nnunet.io.clinical import normalise_table
 from hecktor_nnunet.metrics.survival import concordance_index
 from hecktor_nnunet.prognosis.artifacts import ModelMismatchError, load_model, predict
 from hecktor_nnunet.prognosis.features import model_inputs

@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 from sksurv.util import Surv
 
-from hecktor_nnunet.clinical import normalise_table
+from hecktor_nnunet.io.clinical import normalise_table
 from hecktor_nnunet.metrics.classification import binary_summary
 from hecktor_nnunet.metrics.survival import concordance_index
 from hecktor_nnunet.prognosis.cv import cross_validate, splits

@@ -149,7 +149,7 @@ def _plain_pyradiomics(ct_path, pet_path, mask_path, shell_mm):
     from radiomics import featureextractor
     from scipy import ndimage
 
-    from hecktor_nnunet.geometry import Grid, resample
+    from hecktor_nnunet.io.geometry import Grid, resample
     from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS, REGION_LABELS
 
     ct = sitk.ReadImage(str(ct_path))
@@ -177,7 +177,7 @@ def _plain_pyradiomics(ct_path, pet_path, mask_path, shell_mm):
 
 def test_features_equal_plain_pyradiomics_on_whole_images(synth_masks):
     """Cropping, the PET resampled on the crop only and the per-region grids change no value (1e-6)."""
-    from hecktor_nnunet.release import read_release
+    from hecktor_nnunet.io.release import read_release
 
     root, masks, _ = synth_masks
     release = read_release(root)

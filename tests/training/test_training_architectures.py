@@ -10,7 +10,7 @@ import pytest
 import SimpleITK as sitk
 import torch
 
-from hecktor_nnunet.geometry import Grid
+from hecktor_nnunet.io.geometry import Grid
 from hecktor_nnunet.predict import predict
 from hecktor_nnunet.training.architectures import segresnet_levels
 from hecktor_nnunet.training.base_trainer import DEBUG_ENV

@@ -34,7 +34,8 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 
-from hecktor_nnunet.problems import WARNING, Problem
+from hecktor_nnunet.io.ids import centre_of, normalise_id
+from hecktor_nnunet.io.problems import WARNING, Problem
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +80,6 @@ def normalise_columns(df: pd.DataFrame) -> pd.DataFrame:
 
 def normalise_table(df: pd.DataFrame, source: str = "") -> tuple[pd.DataFrame, list[Problem]]:
     """Map one raw clinical table to the schema (codes included) and report oddities."""
-    from hecktor_nnunet.release import centre_of, normalise_id  # avoid import cycle
-
     problems: list[Problem] = []
     df = normalise_columns(df.copy())
     if "PatientID" not in df.columns:
@@ -160,7 +159,7 @@ def read_clinical(path: str | Path) -> pd.DataFrame:
     """Read one clinical table (CSV or Parquet, any edition) in the schema.
 
     Oddities (non-numeric values read as missing) are logged as warnings naming patient and file,
-    and kept in ``df.attrs["problems"]`` (a list of :class:`~hecktor_nnunet.problems.Problem`).
+    and kept in ``df.attrs["problems"]`` (a list of :class:`~hecktor_nnunet.io.problems.Problem`).
     """
     path = Path(path)
     raw = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)

@@ -1,7 +1,7 @@
-"""Checks on one case's images: each finding is a :class:`~hecktor_nnunet.problems.Problem`.
+"""Checks on one case's images: each finding is a :class:`~hecktor_nnunet.io.problems.Problem`.
 
 :func:`load_case` reads CT, PET (and label, extras) with every check applied, returning the images
-ready for conversion, or raising :class:`~hecktor_nnunet.problems.CaseError` with all the
+ready for conversion, or raising :class:`~hecktor_nnunet.io.problems.CaseError` with all the
 problems that make the case unusable.
 """
 
@@ -15,14 +15,15 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import IncompleteFileError, verify_image_file
-from hecktor_nnunet.geometry import Grid, overlap_box, resample
-from hecktor_nnunet.problems import ERROR, WARNING, CaseError, Problem
-from hecktor_nnunet.release import Case
+from hecktor_nnunet.io.atomic_io import IncompleteFileError, verify_image_file
+from hecktor_nnunet.io.geometry import Grid, overlap_box, resample
+from hecktor_nnunet.io.ids import normalise_id
+from hecktor_nnunet.io.problems import WARNING, CaseError, Problem
+from hecktor_nnunet.io.release import Case
 
 log = logging.getLogger(__name__)
 
-VALID_LABELS = (0, 1, 2)
+VALID_LABELS = (0, 1, 2)  #: background, GTVp, GTVn (consecutive integers)
 F18_HALF_LIFE_MIN = 109.77
 #: robust PET maximum (99.9th percentile, SUV) above which a PET is taken to be in Bq/mL;
 #: SUVs of head-and-neck tumours rarely exceed ~50, activity concentrations are in the thousands.
@@ -37,9 +38,10 @@ def label_values_outside(arr: np.ndarray) -> list[float]:
     if arr.dtype.kind == "f":
         bad = ~np.isin(arr, VALID_LABELS)
         return sorted(set(np.unique(arr[bad]).tolist())) if bad.any() else []
-    if arr.min() >= 0 and arr.max() <= 2:
+    lo, hi = VALID_LABELS[0], VALID_LABELS[-1]
+    if arr.min() >= lo and arr.max() <= hi:
         return []
-    return sorted(set(np.unique(arr[(arr < 0) | (arr > 2)]).tolist()))
+    return sorted(set(np.unique(arr[(arr < lo) | (arr > hi)]).tolist()))
 
 
 def label_counts(arr: np.ndarray) -> dict[int, int]:
@@ -65,7 +67,7 @@ def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
     """Read a 3D image or raise a :class:`CaseError` naming patient and file.
 
     A file with fewer bytes than its header declares (a truncated ``.nii.gz``, whose missing part
-    SimpleITK would read as zeros) is an error, see :func:`~hecktor_nnunet.atomic_io.verify_image_file`.
+    SimpleITK would read as zeros) is an error, see :func:`~hecktor_nnunet.io.atomic_io.verify_image_file`.
     """
     try:
         verify_image_file(path)
@@ -106,8 +108,6 @@ def pet_looks_like_bqml(pet: sitk.Image, threshold: float = BQML_THRESHOLD) -> t
 
 def read_suv_factors(path: str | Path) -> pd.DataFrame:
     """Read a table of SUV factors: PatientID, Weight (kg), InjectedDose_MBq, Delay_min."""
-    from hecktor_nnunet.release import normalise_id
-
     df = pd.read_csv(path)
     need = {"PatientID", "Weight", "InjectedDose_MBq", "Delay_min"}
     missing = need - set(df.columns)

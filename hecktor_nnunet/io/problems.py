@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import logging
 from dataclasses import asdict, dataclass
-from typing import Iterable
-
-log = logging.getLogger(__name__)
 
 ERROR = "error"      # the case cannot be used
 WARNING = "warning"  # the case is used, but something was changed or looks suspicious
@@ -47,11 +43,6 @@ class Problem:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def has_errors(problems: Iterable[Problem]) -> bool:
-    """True if any problem makes its case unusable."""
-    return any(not p.usable for p in problems)
 
 
 def format_report(problems: list[Problem]) -> str:

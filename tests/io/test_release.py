@@ -2,7 +2,8 @@ import shutil
 
 import pytest
 
-from hecktor_nnunet.release import detect_layout, normalise_id, read_release
+from hecktor_nnunet.io.ids import normalise_id
+from hecktor_nnunet.io.release import detect_layout, read_release
 from hecktor_nnunet.synth import generate_release
 
 

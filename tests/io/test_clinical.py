@@ -1,6 +1,6 @@
 import pandas as pd
 
-from hecktor_nnunet.clinical import read_clinical, read_clinical_tables
+from hecktor_nnunet.io.clinical import read_clinical, read_clinical_tables
 
 
 def test_2022_names_and_codes_map_to_schema(tmp_path):

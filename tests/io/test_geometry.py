@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hecktor_nnunet.geometry import (Grid, IndexBox, bounding_box, crop, grid_with_spacing, overlap_box,
+from hecktor_nnunet.io.geometry import (Grid, IndexBox, bounding_box, crop, grid_with_spacing, overlap_box,
                                      resample, uncrop)
 
 

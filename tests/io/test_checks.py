@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hecktor_nnunet.checks import bqml_to_suv, load_case, pet_looks_like_bqml, read_suv_factors
-from hecktor_nnunet.problems import CaseError
-from hecktor_nnunet.release import read_release
+from hecktor_nnunet.io.checks import bqml_to_suv, load_case, pet_looks_like_bqml, read_suv_factors
+from hecktor_nnunet.io.problems import CaseError
+from hecktor_nnunet.io.release import read_release
 
 
 def _pet(values):

@@ -28,15 +28,13 @@ from typing import Callable
 
 import pandas as pd
 
-from hecktor_nnunet.clinical import read_clinical_tables
-from hecktor_nnunet.problems import ERROR, WARNING, Problem
+from hecktor_nnunet.io.clinical import read_clinical_tables
+from hecktor_nnunet.io.ids import IMAGE_SUFFIXES, centre_of, split_image_name
+from hecktor_nnunet.io.problems import ERROR, Problem
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 MODALITY_KEYS = {"CT": "ct", "PT": "pet", "PET": "pet"}
-EXTRA_KEYS = ("CTPlanning", "RTDOSE")
-_ID_RE = re.compile(r"^([A-Za-z]+)[-_](\w+?)$")
 
 
 @dataclass
@@ -85,33 +83,6 @@ class Release:
             if c.patient_id == patient_id:
                 return c
         raise KeyError(f"patient {patient_id} is not in the release at {self.root}")
-
-
-def normalise_id(raw: str) -> str:
-    """``CHUM_001`` / ``CHUM-001`` -> ``CHUM-001``; anything else is returned stripped."""
-    raw = raw.strip()
-    m = _ID_RE.match(raw)
-    return f"{m.group(1)}-{m.group(2)}" if m else raw
-
-
-def centre_of(patient_id: str) -> str:
-    """The centre code of a patient id (its prefix before ``-``)."""
-    return patient_id.split("-")[0] if "-" in patient_id else patient_id.split("_")[0]
-
-
-def split_image_name(path: Path) -> tuple[str, str | None]:
-    """``CHUM-001__CT.nii.gz`` -> (``CHUM-001``, ``CT``); ``CHUM-001.nii.gz`` -> (``CHUM-001``, None)."""
-    name = path.name
-    for suf in IMAGE_SUFFIXES:
-        if name.endswith(suf):
-            name = name[: -len(suf)]
-            break
-    else:
-        return "", None
-    if "__" in name:
-        pid, key = name.rsplit("__", 1)
-        return normalise_id(pid), key
-    return normalise_id(name), None
 
 
 def _is_image(path: Path) -> bool:
@@ -248,7 +219,7 @@ def read_release(root: str | Path, layout: str | None = None) -> Release:
     """Read a release folder into cases, one clinical table and problems.
 
     Only file names are read here (no image is opened); image checks are in
-    :mod:`hecktor_nnunet.checks`.
+    :mod:`hecktor_nnunet.io.checks`.
 
     Parameters
     ----------
@@ -282,7 +253,3 @@ def read_release(root: str | Path, layout: str | None = None) -> Release:
     log.info("read %d case(s) from %s (layout %s)", len(cases), root, layout)
     return Release(root, layout, cases, clinical, problems)
 
-
-def warn(patient_id: str, file: str | Path, code: str, message: str) -> Problem:
-    """Shorthand for a warning-level :class:`Problem`."""
-    return Problem(patient_id, str(file), code, message, WARNING)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hecktor_nnunet.atomic_io import (FolderBusyError, IncompleteFileError, TEMP_MARK, atomic_folder, atomic_path,
+from hecktor_nnunet.io.atomic_io import (FolderBusyError, IncompleteFileError, TEMP_MARK, atomic_folder, atomic_path,
                                       folder_lock, remove_temp_files, verify_image_file, write_image, write_json)
 
 
@@ -26,7 +26,7 @@ def test_file_size_limit_is_a_write_error_and_leaves_nothing(tmp_path):
     # SimpleITK prints "wrote only 0 of N bytes" and returns normally; the write must still fail
     script = (
         "import sys, numpy as np, SimpleITK as sitk\n"
-        "from hecktor_nnunet.atomic_io import WriteError, write_image\n"
+        "from hecktor_nnunet.io.atomic_io import WriteError, write_image\n"
         "img = sitk.GetImageFromArray(np.random.default_rng(0).normal(0, 300, (40, 64, 64)).astype(np.int16))\n"
         "try:\n"
         f"    write_image(img, {str(tmp_path / 'ct.nii.gz')!r})\n"
@@ -110,7 +110,7 @@ def test_atomic_folder_is_written_whole_or_refused(tmp_path):
 
 
 def test_folder_lock_makes_a_second_process_fail_fast(tmp_path):
-    script = ("from hecktor_nnunet.atomic_io import folder_lock, FolderBusyError\n"
+    script = ("from hecktor_nnunet.io.atomic_io import folder_lock, FolderBusyError\n"
               f"try:\n    with folder_lock({str(tmp_path)!r}, 'second'):\n        print('GOT IT')\n"
               "except FolderBusyError as e:\n    print('BUSY', e.strerror)\n")
     with folder_lock(tmp_path, "first run"):
