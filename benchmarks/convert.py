@@ -74,7 +74,8 @@ def measure(kind: str, case, out: Path, arg) -> tuple[float, float, float]:
 
 def verify_seconds(case, outputs: Path, repeats: int = 5) -> float:
     """Median time of the integrity checks ours adds: every input and every output image checked."""
-    from hecktor_nnunet.io.atomic_io import file_stamp, verify_image_file
+    from hecktor_nnunet.io.atomic_io import file_stamp
+    from hecktor_nnunet.io.image_files import verify_image_file
 
     files = [case.ct, case.pet, case.label]
     written = sorted(outputs.glob("*.nii.gz"))

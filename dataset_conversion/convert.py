@@ -26,7 +26,8 @@ import SimpleITK as sitk
 
 import hecktor_nnunet
 from hecktor_nnunet.io.atomic_io import (LOCK_NAME, WriteError, file_stamp, folder_lock, is_temp_name,
-                                      remove_temp_files, write_image, write_json, write_table)
+                                         remove_temp_files, write_json, write_table)
+from hecktor_nnunet.io.image_files import write_image
 from hecktor_nnunet.io.checks import label_counts, load_case, read_suv_factors
 from hecktor_nnunet.dataset_conversion.cropping import choose_box
 from hecktor_nnunet.dataset_conversion.dataset_json import build_dataset_json

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from hecktor_nnunet.io.atomic_io import IncompleteFileError, verify_image_file, write_image
+from hecktor_nnunet.io.image_files import IncompleteFileError, verify_image_file, write_image
 from hecktor_nnunet.io.checks import label_values_outside
 from hecktor_nnunet.io.geometry import Grid, IndexBox, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map

@@ -20,7 +20,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "hecktor_nnunet.clinical": ("hecktor_nnunet.io.clinical",),
     "hecktor_nnunet.checks": ("hecktor_nnunet.io.checks",),
     "hecktor_nnunet.geometry": ("hecktor_nnunet.io.geometry",),
-    "hecktor_nnunet.atomic_io": ("hecktor_nnunet.io.atomic_io",),
+    "hecktor_nnunet.atomic_io": ("hecktor_nnunet.io.atomic_io", "hecktor_nnunet.io.image_files"),
     "hecktor_nnunet.problems": ("hecktor_nnunet.io.problems",),
 }
 

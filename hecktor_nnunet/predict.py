@@ -19,7 +19,8 @@ from typing import Iterator, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from hecktor_nnunet.io.atomic_io import write_image, write_json
+from hecktor_nnunet.io.atomic_io import write_json
+from hecktor_nnunet.io.image_files import write_image
 from hecktor_nnunet.io.problems import ERROR, Problem, format_report
 from hecktor_nnunet.io.release import read_release
 from hecktor_nnunet.training.postprocessing import Postprocessing, apply_postprocessing, load_postprocessing

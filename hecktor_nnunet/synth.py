@@ -24,7 +24,8 @@ import pandas as pd
 import SimpleITK as sitk
 from scipy import ndimage
 
-from hecktor_nnunet.io.atomic_io import write_image, write_table
+from hecktor_nnunet.io.atomic_io import write_table
+from hecktor_nnunet.io.image_files import write_image
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,8 @@ import pytest
 import SimpleITK as sitk
 import yaml
 
-from hecktor_nnunet.io.atomic_io import TEMP_MARK, verify_image_file
+from hecktor_nnunet.io.atomic_io import TEMP_MARK
+from hecktor_nnunet.io.image_files import verify_image_file
 from hecktor_nnunet.dataset_conversion.convert import convert_release
 from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS, extract_features
 from hecktor_nnunet.io.release import read_release

@@ -20,7 +20,8 @@ def fail(message: str, code: int = 2) -> int:
 
 def os_error_text(e: OSError) -> str:
     """The user's message for an OSError: this project's own errors already name the file."""
-    from hecktor_nnunet.io.atomic_io import FolderBusyError, IncompleteFileError, WriteError
+    from hecktor_nnunet.io.atomic_io import FolderBusyError, WriteError
+    from hecktor_nnunet.io.image_files import IncompleteFileError
 
     if isinstance(e, (WriteError, FolderBusyError)):
         return e.strerror

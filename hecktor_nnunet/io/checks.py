@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hecktor_nnunet.io.atomic_io import IncompleteFileError, verify_image_file
 from hecktor_nnunet.io.geometry import Grid, overlap_box, resample
 from hecktor_nnunet.io.ids import normalise_id
+from hecktor_nnunet.io.image_files import IncompleteFileError, verify_image_file
 from hecktor_nnunet.io.problems import WARNING, CaseError, Problem
 from hecktor_nnunet.io.release import Case
 
@@ -67,7 +67,7 @@ def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
     """Read a 3D image or raise a :class:`CaseError` naming patient and file.
 
     A file with fewer bytes than its header declares (a truncated ``.nii.gz``, whose missing part
-    SimpleITK would read as zeros) is an error, see :func:`~hecktor_nnunet.io.atomic_io.verify_image_file`.
+    SimpleITK would read as zeros) is an error, see :func:`~hecktor_nnunet.io.image_files.verify_image_file`.
     """
     try:
         verify_image_file(path)

@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hecktor_nnunet.io.atomic_io import (FolderBusyError, IncompleteFileError, TEMP_MARK, atomic_folder, atomic_path,
-                                      folder_lock, remove_temp_files, verify_image_file, write_image, write_json)
+from hecktor_nnunet.io.atomic_io import (TEMP_MARK, FolderBusyError, atomic_folder, atomic_path, folder_lock,
+                                         remove_temp_files, write_json)
+from hecktor_nnunet.io.image_files import IncompleteFileError, verify_image_file, write_image
 
 
 def _image(shape=(40, 64, 64), dtype=np.int16):
@@ -26,7 +27,7 @@ def test_file_size_limit_is_a_write_error_and_leaves_nothing(tmp_path):
     # SimpleITK prints "wrote only 0 of N bytes" and returns normally; the write must still fail
     script = (
         "import sys, numpy as np, SimpleITK as sitk\n"
-        "from hecktor_nnunet.io.atomic_io import WriteError, write_image\n"
+        "from hecktor_nnunet.io.atomic_io import WriteError\nfrom hecktor_nnunet.io.image_files import write_image\n"
         "img = sitk.GetImageFromArray(np.random.default_rng(0).normal(0, 300, (40, 64, 64)).astype(np.int16))\n"
         "try:\n"
         f"    write_image(img, {str(tmp_path / 'ct.nii.gz')!r})\n"
