@@ -22,6 +22,12 @@ MOVED: dict[str, tuple[str, ...]] = {
     "hecktor_nnunet.geometry": ("hecktor_nnunet.io.geometry",),
     "hecktor_nnunet.atomic_io": ("hecktor_nnunet.io.atomic_io", "hecktor_nnunet.io.image_files"),
     "hecktor_nnunet.problems": ("hecktor_nnunet.io.problems",),
+    "hecktor_nnunet.evaluate": ("hecktor_nnunet.evaluation", "hecktor_nnunet.io.label_maps"),
+    "hecktor_nnunet.plots": ("hecktor_nnunet.evaluation.plots",),
+}
+#: old ``module.name`` -> new ``module.name``, for names that changed as they moved
+RENAMED: dict[str, str] = {
+    "hecktor_nnunet.evaluate.find_predictions": "hecktor_nnunet.io.label_maps.find_label_maps",
 }
 
 
@@ -42,6 +48,9 @@ class _MovedModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                       FutureWarning, stacklevel=2)
 
         def __getattr__(name: str):
+            if f"{old}.{name}" in RENAMED:
+                module_name, _, attribute = RENAMED[f"{old}.{name}"].rpartition(".")
+                return getattr(importlib.import_module(module_name), attribute)
             for target in new:
                 found = importlib.import_module(target)
                 if hasattr(found, name):

@@ -366,12 +366,12 @@ def _link(target: Path, link: Path) -> None:
 
 def _holdout(r: DemoRun) -> None:
     """Held-out patients: their true labels and predictions (links), the clinical tables of both splits."""
-    from hecktor_nnunet.evaluate import find_predictions
+    from hecktor_nnunet.io.label_maps import find_label_maps
     from hecktor_nnunet.io.release import read_release
 
     seg_train, seg_val = heldout_split(r.paths)
     release = read_release(r.paths.release)
-    preds = find_predictions(r.paths.predictions)
+    preds = find_label_maps(r.paths.predictions)
     for pid in seg_val:
         label = release.case(pid).label
         _link(label, r.paths.heldout / "labels" / f"{pid}.nii.gz")

@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from hecktor_nnunet.io.atomic_io import json_safe, write_json, write_text
-from hecktor_nnunet.evaluate import SEG_METRICS
+from hecktor_nnunet.evaluation.tasks import SEG_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -365,12 +365,12 @@ def overlay_section(release: Path, pred: Path | None, per_patient: Sequence[dict
     """Overlays of ``n`` patients of the release (with their predictions when ``pred`` is given)."""
     import SimpleITK as sitk
 
-    from hecktor_nnunet.evaluate import find_predictions
+    from hecktor_nnunet.io.label_maps import find_label_maps
     from hecktor_nnunet.io.release import read_release
 
     rel = read_release(release)
     cases = {c.patient_id: c for c in rel.cases if c.ct is not None and c.pet is not None}
-    preds = find_predictions(pred) if pred is not None else {}
+    preds = find_label_maps(pred) if pred is not None else {}
     available = [p for p in cases if (p in preds if pred is not None else cases[p].label is not None)]
     entries, figures = [], {}
     for pid in _pick_patients(per_patient, available, n):

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hecktor_nnunet.evaluation.plots import save_figure
 from hecktor_nnunet.io.atomic_io import atomic_path, write_json, write_table
 from hecktor_nnunet.prognosis.features import model_inputs, radiomics_columns
 from hecktor_nnunet.prognosis.models import (FeatureSelector, PrognosisModel, XGBHPVClassifier,
@@ -147,9 +148,6 @@ def feature_importance(model: PrognosisModel, X: pd.DataFrame) -> pd.DataFrame |
 
 def importance_plot(importance: pd.DataFrame, path: str | Path, top: int = 20, title: str = "") -> None:
     """Horizontal bar chart of the ``top`` features by mean |SHAP|."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     d = importance.head(top).iloc[::-1]
@@ -157,9 +155,7 @@ def importance_plot(importance: pd.DataFrame, path: str | Path, top: int = 20, t
     ax.barh(d["feature"], d["mean_abs_shap"], color="tab:blue")
     ax.set_xlabel("mean |SHAP| (model output units)")
     ax.set_title(title or "Feature importance")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def check_table(info: dict, features: pd.DataFrame | None, meta: dict) -> None:

@@ -28,6 +28,7 @@ import pandas as pd
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
 from tqdm.auto import tqdm
 
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
 from hecktor_nnunet.metrics.classification import balanced_accuracy, binary_summary
 from hecktor_nnunet.metrics.survival import concordance_index
@@ -81,6 +82,14 @@ def splits(centres: np.ndarray, strata: np.ndarray, cv: str, n_splits: int, seed
         return list(StratifiedKFold(n_splits, shuffle=True, random_state=seed).split(labels, labels))
 
 
+def outcome_truth(task: str, y, index=None) -> pd.DataFrame:
+    """The target as a table: ``event`` and ``time`` (rfs, from the structured array) or ``label`` (hpv)."""
+    if task == "rfs":
+        names = y.dtype.names
+        return pd.DataFrame({"event": y[names[0]].astype(int), "time": y[names[1]].astype(float)}, index=index)
+    return pd.DataFrame({"label": np.asarray(y).astype(int)}, index=index)
+
+
 def _metric(task: str, truth: pd.DataFrame, score: np.ndarray, pred: np.ndarray | None) -> float:
     if task == "rfs":
         return concordance_index(truth["time"], truth["event"], score)
@@ -122,12 +131,8 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
     -------
     CVResult
     """
-    key = "c_index" if task == "rfs" else "balanced_accuracy"
-    if task == "rfs":
-        names = y.dtype.names
-        truth = pd.DataFrame({"event": y[names[0]].astype(int), "time": y[names[1]].astype(float)}, index=X.index)
-    else:
-        truth = pd.DataFrame({"label": np.asarray(y).astype(int)}, index=X.index)
+    key = OUTCOME_TASKS[task].metric
+    truth = outcome_truth(task, y, X.index)
     strata = stratify_labels(task, y)
     folds, oof_parts, selected = [], [], Counter()
     plan = [(r, f, tr, te) for r in range(repeats)

@@ -42,11 +42,11 @@ from scipy import ndimage
 from hecktor_nnunet.io.atomic_io import atomic_path, remove_temp_files, write_json, write_table
 from hecktor_nnunet.io.checks import label_values_outside
 from hecktor_nnunet.io.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample, uncrop
-from hecktor_nnunet.parallel import parallel_map
+from hecktor_nnunet.io.label_maps import find_label_maps
 from hecktor_nnunet.io.problems import ERROR, WARNING, Problem
-from hecktor_nnunet.prognosis.pet_descriptors import MASK_FEATURES, PET_FEATURES, pet_descriptors
-from hecktor_nnunet.io.ids import split_image_name
 from hecktor_nnunet.io.release import read_release
+from hecktor_nnunet.parallel import parallel_map
+from hecktor_nnunet.prognosis.pet_descriptors import MASK_FEATURES, PET_FEATURES, pet_descriptors
 
 log = logging.getLogger(__name__)
 
@@ -503,19 +503,6 @@ def _write_cache(job: PatientJob, result: PatientResult) -> None:
                 "problems": [p.to_dict() for p in result.problems]}, path)
 
 
-def find_masks(masks_dir: str | Path) -> dict[str, Path]:
-    """``{PatientID: mask path}`` for every image in ``masks_dir`` (``CHUM_001`` read as ``CHUM-001``)."""
-    masks_dir = Path(masks_dir)
-    if not masks_dir.is_dir():
-        raise FileNotFoundError(f"masks folder not found: {masks_dir}")
-    out = {}
-    for p in sorted(masks_dir.iterdir()):
-        pid, key = split_image_name(p)
-        if pid and key is None and not p.name.startswith("."):
-            out[pid] = p
-    return out
-
-
 def extract_features(
     release_root: str | Path,
     masks_dir: str | Path,
@@ -566,7 +553,7 @@ def extract_features(
     settings = ExtractionSettings(str(params_pet or DEFAULT_PARAMS["PET"]), str(params_ct or DEFAULT_PARAMS["CT"]),
                                   tuple(regions), shell_mm, min_volume_ml)
     release = read_release(release_root)
-    masks = find_masks(masks_dir)
+    masks = find_label_maps(masks_dir, "mask")
     if cache_dir:  # temporary files a killed run left in the cache
         remove_temp_files(cache_dir)
     problems: list[Problem] = []

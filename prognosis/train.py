@@ -7,29 +7,15 @@ from pathlib import Path
 
 import numpy as np
 
+from hecktor_nnunet.evaluation.plots import outcome_plot
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.io.atomic_io import atomic_folder, write_json, write_table
-from hecktor_nnunet.plots import km_risk_groups, roc_plot
 from hecktor_nnunet.prognosis.artifacts import feature_importance, importance_plot, save_model
-from hecktor_nnunet.prognosis.cv import CVResult, cross_validate
+from hecktor_nnunet.prognosis.cv import CVResult, cross_validate, outcome_truth
 from hecktor_nnunet.prognosis.features import Dataset, build_dataset
 from hecktor_nnunet.prognosis.models import PrognosisModel
 
 log = logging.getLogger(__name__)
-
-
-def _outcome_plot(task: str, truth, score, path: Path, title: str) -> float:
-    if task == "rfs":
-        return km_risk_groups(truth["time"], truth["event"], score, path, title=title)
-    return roc_plot(truth["label"], score, path, title=title)
-
-
-def _truth(data: Dataset, task: str):
-    import pandas as pd
-
-    if task == "rfs":
-        names = data.y.dtype.names
-        return pd.DataFrame({"event": data.y[names[0]].astype(int), "time": data.y[names[1]]})
-    return pd.DataFrame({"label": data.y})
 
 
 def _cross_validate(task: str, data: Dataset, *, model: str, cv: str, n_splits: int, repeats: int, seed: int,
@@ -41,7 +27,7 @@ def _cross_validate(task: str, data: Dataset, *, model: str, cv: str, n_splits: 
                                              n_jobs=n_jobs))
     result.report.update({"model": model, "use_radiomics": use_radiomics,
                           "params_hash": data.meta.get("params_hash")})
-    key = "c_index" if task == "rfs" else "balanced_accuracy"
+    key = OUTCOME_TASKS[task].metric
     log.info("%s %s %s cv: %s = %.3f (95%% CI %.3f-%.3f)", task, model, cv, key, result.report[key],
              *result.report[f"{key}_ci95"])
     return result
@@ -51,10 +37,9 @@ def _write_oof(task: str, model: str, cv: str, result: CVResult, folder: Path) -
     """``oof_predictions.csv`` and the out-of-fold KM (rfs) or ROC (hpv) plot."""
     write_table(result.oof, folder / "oof_predictions.csv")
     first = result.oof[result.oof["repeat"] == 0]
-    key = "c_index" if task == "rfs" else "balanced_accuracy"
-    _outcome_plot(task, first, first["score"].to_numpy(),
-                  folder / ("km_risk_groups.png" if task == "rfs" else "roc.png"),
-                  f"{task} {model}, out-of-fold ({cv}); {key} {result.report[key]:.3f}")
+    key = OUTCOME_TASKS[task].metric
+    outcome_plot(task, first, first["score"].to_numpy(), folder / OUTCOME_TASKS[task].figure,
+                 f"{task} {model}, out-of-fold ({cv}); {key} {result.report[key]:.3f}")
 
 
 def run_cv(task: str, features: str | Path | None, clinical: str | Path, out_dir: str | Path, *,
@@ -126,9 +111,8 @@ def train(task: str, features: str | Path | None, clinical: str | Path, out_dir:
             importance_plot(importance, folder / "feature_importance.png", title=f"{task} {model}: mean |SHAP|")
         if not cv:
             score = est.decision_score(data.X)
-            _outcome_plot(task, _truth(data, task), np.asarray(score),
-                          folder / ("km_risk_groups.png" if task == "rfs" else "roc.png"),
-                          f"{task} {model}, in-sample (optimistic)")
+            outcome_plot(task, outcome_truth(task, data.y), np.asarray(score), folder / OUTCOME_TASKS[task].figure,
+                         f"{task} {model}, in-sample (optimistic)")
     log.info("model %s/%s trained on %d patients (%d selected features) -> %s", task, model, len(data.X),
              len(est.selected_features_), out_dir)
     return est

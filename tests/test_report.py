@@ -45,7 +45,7 @@ def run(tmp_path_factory) -> dict:
     """A small run: 6 synthetic patients converted, predictions = truth shifted by one voxel (one empty),
     RFS risks = -RFS (perfectly concordant), HPV predictions = truth, a hand-written prognosis folder."""
     from hecktor_nnunet.dataset_conversion.convert import convert_release
-    from hecktor_nnunet.evaluate import evaluate_hpv, evaluate_rfs, evaluate_segmentation
+    from hecktor_nnunet.evaluation import evaluate_hpv, evaluate_rfs, evaluate_segmentation
     from hecktor_nnunet.synth import generate_release
 
     base = tmp_path_factory.mktemp("report_run")
@@ -70,8 +70,8 @@ def run(tmp_path_factory) -> dict:
     pd.DataFrame({"PatientID": clinical["PatientID"], "Prediction": clinical["HPV Status"],
                   "Probability": 0.2 + 0.6 * clinical["HPV Status"]}).to_csv(base / "hpv.csv", index=False)
     clinical_csv = result.dataset_dir / "clinical.csv"
-    rfs = evaluate_rfs(clinical_csv, base / "rfs.csv", base / "eval_rfs", n_boot=20, quiet=True)
-    hpv = evaluate_hpv(clinical_csv, base / "hpv.csv", base / "eval_hpv", n_boot=20, quiet=True)
+    rfs = evaluate_rfs(clinical_csv, base / "rfs.csv", base / "eval_rfs", n_boot=20)
+    hpv = evaluate_hpv(clinical_csv, base / "hpv.csv", base / "eval_hpv", n_boot=20)
     model = base / "prognosis" / "rfs" / "model"
     cv = base / "prognosis" / "rfs" / "cv"
     model.mkdir(parents=True)

@@ -6,7 +6,8 @@ import argparse
 import logging
 import sys
 
-from hecktor_nnunet.evaluate import EvaluationError, evaluate_hpv, evaluate_rfs, evaluate_segmentation
+from hecktor_nnunet.evaluation import (EvaluationError, evaluate_hpv, evaluate_rfs, evaluate_segmentation,
+                                       format_outcome, format_segmentation)
 from hecktor_nnunet.metrics.segmentation import BOTH_EMPTY_DICE, MATCHING
 
 
@@ -60,21 +61,26 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.ERROR if args.quiet else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         if args.task == "seg":
-            evaluate_segmentation(truth=args.truth, preds=args.pred, out_dir=args.out, workers=args.workers,
-                                  resample_nearest=args.resample_nearest, missing_as_empty=args.missing_as_empty,
-                                  connectivity=args.connectivity, matching=args.matching,
-                                  both_empty_dice=args.both_empty_dice, n_boot=args.n_boot, quiet=args.quiet,
-                                  dask_scheduler=args.dask_scheduler)
+            result = evaluate_segmentation(
+                truth=args.truth, preds=args.pred, out_dir=args.out, workers=args.workers,
+                resample_nearest=args.resample_nearest, missing_as_empty=args.missing_as_empty,
+                connectivity=args.connectivity, matching=args.matching, both_empty_dice=args.both_empty_dice,
+                n_boot=args.n_boot, quiet=args.quiet, dask_scheduler=args.dask_scheduler)
+            text = format_segmentation(result)
         elif args.task == "rfs":
-            evaluate_rfs(truth_csv=args.truth, pred=args.pred, out_dir=args.out, pred_is_time=args.pred_is_time,
-                         n_boot=args.n_boot, drop_nan=args.drop_nan, complete_cases=args.complete_cases,
-                         quiet=args.quiet)
+            result = evaluate_rfs(truth_csv=args.truth, pred=args.pred, out_dir=args.out,
+                                  pred_is_time=args.pred_is_time, n_boot=args.n_boot, drop_nan=args.drop_nan,
+                                  complete_cases=args.complete_cases)
+            text = format_outcome("rfs", result)
         else:
-            evaluate_hpv(truth_csv=args.truth, pred=args.pred, out_dir=args.out, n_boot=args.n_boot,
-                         drop_nan=args.drop_nan, complete_cases=args.complete_cases, quiet=args.quiet)
+            result = evaluate_hpv(truth_csv=args.truth, pred=args.pred, out_dir=args.out, n_boot=args.n_boot,
+                                  drop_nan=args.drop_nan, complete_cases=args.complete_cases)
+            text = format_outcome("hpv", result)
     except (EvaluationError, ValueError, FileNotFoundError) as e:
         print(f"hecktor-evaluate {args.task}: error:\n{e}", file=sys.stderr)
         return 2
+    if not args.quiet:
+        print(text)
     return 0
 
 

@@ -1,6 +1,6 @@
 """Evaluation figures (matplotlib, Agg backend): KM risk groups, ROC curve, per-centre boxplots.
 
-Every figure is written atomically to a PNG and the figure is closed afterwards.
+Every figure is written atomically to a PNG by :func:`save_figure`, which also closes it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from numpy.typing import ArrayLike  # noqa: E402
 from hecktor_nnunet.io.atomic_io import atomic_path  # noqa: E402
 
 
-def _save(fig, path: str | os.PathLike) -> None:
+def save_figure(fig, path: str | os.PathLike) -> None:
+    """Write a matplotlib figure to a PNG atomically (120 dpi, tight box) and close it."""
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     plt.close(fig)
@@ -74,7 +75,7 @@ def km_risk_groups(time: ArrayLike, event: ArrayLike, risk: ArrayLike, path: str
     ax.set_ylim(0, 1.02)
     ax.set_title(f"{title}\nlog-rank p = {p:.3g}" if title else f"log-rank p = {p:.3g}")
     ax.legend(loc="lower left")
-    _save(fig, path)
+    save_figure(fig, path)
     return p
 
 
@@ -112,7 +113,7 @@ def roc_plot(y_true: ArrayLike, y_prob: ArrayLike, path: str | os.PathLike, titl
     ax.set_ylabel("sensitivity")
     ax.set_title(title)
     ax.legend(loc="lower right")
-    _save(fig, path)
+    save_figure(fig, path)
     return auc
 
 
@@ -150,4 +151,25 @@ def centre_boxplot(df, value_col: str | Sequence[str], path: str | os.PathLike,
         ax.set_ylabel(col)
     if title:
         fig.suptitle(title)
-    _save(fig, path)
+    save_figure(fig, path)
+
+
+def outcome_plot(task: str, truth, score: ArrayLike, path: str | os.PathLike, title: str = "") -> float:
+    """The figure of an outcome task: Kaplan-Meier risk groups (``rfs``) or the ROC curve (``hpv``).
+
+    Parameters
+    ----------
+    task : {"rfs", "hpv"}
+    truth : pandas.DataFrame
+        ``time`` and ``event`` columns (rfs) or ``label`` (hpv), one row per patient.
+    score : array-like, shape (n,)
+        Predicted risk (rfs) or probability of HPV+ (hpv).
+
+    Returns
+    -------
+    float
+        The log-rank p-value (rfs) or the ROC AUC (hpv).
+    """
+    if task == "rfs":
+        return km_risk_groups(truth["time"], truth["event"], score, path, title=title)
+    return roc_plot(truth["label"], score, path, title=title)

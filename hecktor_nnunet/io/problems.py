@@ -56,6 +56,14 @@ def format_report(problems: list[Problem]) -> str:
     return "\n".join(lines)
 
 
+class ProblemsError(ValueError):
+    """Inputs that cannot be used; the message lists every patient and file concerned."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = problems
+        super().__init__(format_report(problems))
+
+
 class CaseError(Exception):
     """A case cannot be processed; carries the problems that say why."""
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
-from hecktor_nnunet.plots import centre_boxplot, km_risk_groups, roc_plot
+from hecktor_nnunet.evaluation.plots import centre_boxplot, km_risk_groups, roc_plot
 
 
 def test_bootstrap_mean_interval_is_reproducible_and_sane():
