@@ -19,7 +19,7 @@ figure) and prints a table. Three parts:
    own process (creating several trainers in one process races nnU-Net's trainer lookup), after
    ``--warmup`` iterations, with ``nnUNet_compile`` off for all and on for stock and the recommended
    trainer. Target: <= 1.05x stock.
-3. **Inference.** ``hecktor-predict``'s work (``hecktor_nnunet.predict.predict``) on one realistic case,
+3. **Inference.** ``hecktor-predict``'s work (``hecktor_nnunet.inference.predict.predict``) on one realistic case,
    1 fold and 5 folds (copies of one checkpoint), test-time mirroring on and off: seconds (nnU-Net's
    part and the rest) and peak GPU memory, to set against the challenge's limits (T4 16 GB, 10 min).
 """
@@ -248,7 +248,7 @@ def predict_worker(release: Path, out: Path, dataset_id: int, trainer: str, fold
     """Seconds of ``predict`` (nnU-Net's part and the rest) and peak GPU memory, in this process."""
     import torch
 
-    import hecktor_nnunet.predict as hp
+    import hecktor_nnunet.inference.predict as hp
 
     nnunet = {}
     original = hp.run_nnunet

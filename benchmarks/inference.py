@@ -2,7 +2,7 @@
 
 Trains ``nnUNetTrainerHecktorTinyCPUDebug`` (<= 8 features wide, so the network time here is a lower
 bound; a full-width nnU-Net is roughly 20-50x more compute per voxel) on a tiny synthetic dataset
-converted on each CT grid, then times ``hecktor_nnunet.predict.predict`` on one tiny case and on
+converted on each CT grid, then times ``hecktor_nnunet.inference.predict.predict`` on one tiny case and on
 one realistic-size case (~512 x 512 x 150 CT) in interleaved rounds (medians reported), split into
 
 * ``nnunet_s``: nnU-Net's predictor (model loading, its preprocessing, the network, its export);
@@ -40,7 +40,7 @@ def stage_timers(stages: dict[str, float]):
     """Time the stages of ``predict`` by wrapping the functions it calls (this script only)."""
     import hecktor_nnunet.dataset_conversion.convert as convert
     import hecktor_nnunet.dataset_conversion.restore as restore
-    import hecktor_nnunet.predict as hp
+    import hecktor_nnunet.inference.predict as hp
 
     targets = [(hp, "run_nnunet", "nnunet_s"), (convert, "convert_images", "conversion_s"),
                (hp, "postprocess_folder", "restore_s"), (restore, "restore_predictions", "restore_s")]
@@ -66,7 +66,7 @@ def stage_timers(stages: dict[str, float]):
 
 def timed_predict(release: Path, out: Path, mirroring: bool) -> dict:
     """Seconds of the stages of ``predict`` for the cases of ``release`` (a fresh work folder: nothing reused)."""
-    import hecktor_nnunet.predict as hp
+    import hecktor_nnunet.inference.predict as hp
 
     stages: dict[str, float] = {}
     with stage_timers(stages):

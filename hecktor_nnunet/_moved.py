@@ -24,6 +24,8 @@ MOVED: dict[str, tuple[str, ...]] = {
     "hecktor_nnunet.problems": ("hecktor_nnunet.io.problems",),
     "hecktor_nnunet.evaluate": ("hecktor_nnunet.evaluation", "hecktor_nnunet.io.label_maps"),
     "hecktor_nnunet.plots": ("hecktor_nnunet.evaluation.plots",),
+    "hecktor_nnunet.predict": ("hecktor_nnunet.inference.predict",),
+    "hecktor_nnunet.training.postprocessing": ("hecktor_nnunet.inference.postprocessing",),
 }
 #: old ``module.name`` -> new ``module.name``, for names that changed as they moved
 RENAMED: dict[str, str] = {

@@ -16,13 +16,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.io.clinical import read_clinical
 from hecktor_nnunet.prognosis.radiomics import read_features
 from hecktor_nnunet.io.ids import centre_of
 
 log = logging.getLogger(__name__)
 
-TASKS = ("rfs", "hpv")
+TASKS = tuple(OUTCOME_TASKS)
 CLINICAL_PREFIX = "CLIN_"
 #: Schema column -> encoded feature name (binary and ordinal codes are used as they are).
 CLINICAL_NUMERIC = {

@@ -37,8 +37,8 @@ def env_lines() -> tuple[list[str], list[str]]:
 def select_postprocessing(dataset: str, trainer: str, plans: str, configuration: str, folds: list[str],
                           truth_dir: str | None) -> dict:
     """Choose post-processing on the validation folds; store it and the conversion settings with the model."""
-    from hecktor_nnunet.predict import model_folder, save_conversion_settings
-    from hecktor_nnunet.training.postprocessing import select_for_model
+    from hecktor_nnunet.inference.predict import model_folder, save_conversion_settings
+    from hecktor_nnunet.inference.postprocessing import select_for_model
 
     folder = model_folder(dataset, trainer, plans, configuration)
     if truth_dir is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
-from hecktor_nnunet.predict import ModelError, predict
+from hecktor_nnunet.inference.predict import ModelError, predict
 from hecktor_nnunet.training.registry import RECOMMENDED
 
 

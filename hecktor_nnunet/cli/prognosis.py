@@ -5,10 +5,11 @@ from __future__ import annotations
 import argparse
 
 from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 
 
 def _common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("task", choices=["rfs", "hpv"])
+    p.add_argument("task", choices=list(OUTCOME_TASKS))
     p.add_argument("--features", help="features table from hecktor-radiomics (.parquet or .csv)")
     p.add_argument("--clinical", required=True, help="clinical table with the targets (2022 or 2025 columns)")
     p.add_argument("-o", "--out", required=True, help="output folder")
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                          repeats=a.repeats, seed=a.seed, use_radiomics=not a.no_radiomics,
                          k_features=a.k_features, n_bootstrap=a.bootstrap, n_jobs=a.threads, quiet=a.quiet,
                          overwrite=a.overwrite)
-            key = "c_index" if a.task == "rfs" else "balanced_accuracy"
+            key = OUTCOME_TASKS[a.task].metric
             lo, hi = res.report[f"{key}_ci95"]
             print(f"{a.task} {a.model} ({a.cv}): {key} {res.report[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
                   f"report in {a.out}/cv_report.json")

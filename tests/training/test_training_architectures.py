@@ -11,7 +11,7 @@ import SimpleITK as sitk
 import torch
 
 from hecktor_nnunet.io.geometry import Grid
-from hecktor_nnunet.predict import predict
+from hecktor_nnunet.inference.predict import predict
 from hecktor_nnunet.training.architectures import segresnet_levels
 from hecktor_nnunet.training.base_trainer import DEBUG_ENV
 from hecktor_nnunet.training.registry import TRAINERS_DIR

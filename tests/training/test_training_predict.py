@@ -12,8 +12,8 @@ import SimpleITK as sitk
 from hecktor_nnunet.cli import nnunet as nnunet_cli
 from hecktor_nnunet.cli import predict as predict_cli
 from hecktor_nnunet.io.geometry import Grid
-from hecktor_nnunet.predict import GC_OUTPUT, SETTINGS_FILE, ModelError, predict
-from hecktor_nnunet.training.postprocessing import POSTPROCESSING_FILE
+from hecktor_nnunet.inference.predict import GC_OUTPUT, SETTINGS_FILE, ModelError, predict
+from hecktor_nnunet.inference.postprocessing import POSTPROCESSING_FILE
 from hecktor_nnunet.training.registry import TINY_TRAINER
 
 from nnunet_training_support import DATASET_ID

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from hecktor_nnunet.training.postprocessing import (POSTPROCESSING_FILE, Postprocessing, apply_postprocessing,
+from hecktor_nnunet.inference.postprocessing import (POSTPROCESSING_FILE, Postprocessing, apply_postprocessing,
                                                     candidates, load_postprocessing, score, select_for_model,
                                                     select_postprocessing)
 

@@ -23,7 +23,7 @@ from hecktor_nnunet.io.atomic_io import write_json
 from hecktor_nnunet.io.image_files import write_image
 from hecktor_nnunet.io.problems import ERROR, Problem, format_report
 from hecktor_nnunet.io.release import read_release
-from hecktor_nnunet.training.postprocessing import Postprocessing, apply_postprocessing, load_postprocessing
+from hecktor_nnunet.inference.postprocessing import Postprocessing, apply_postprocessing, load_postprocessing
 from hecktor_nnunet.training.registry import TRAINERS_DIR
 
 log = logging.getLogger(__name__)
