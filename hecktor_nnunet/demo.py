@@ -441,18 +441,18 @@ def _radiomics(r: DemoRun) -> None:
 def _prognosis(r: DemoRun) -> None:
     s = r.settings
     quiet = ["--quiet"] if r.quiet else []
-    sources = {"predicted": ["--features", r.paths.features], "true": ["--features", r.paths.features_true],
-               "clinical": ["--no-radiomics"]}
-    for source, inputs in sources.items():
+    sources = {"predicted": r.paths.features, "true": r.paths.features_true, "clinical": None}
+    for source, features in sources.items():
+        inputs = ["--features", features] if features else []
         for task in ("rfs", "hpv"):
             out = r.paths.prognosis_of(source) / task
-            common = [*inputs, "--clinical", r.paths.train_clinical, "--seed", s.seed, "--bootstrap", s.n_boot]
+            common = [*(inputs or ["--no-radiomics"]), "--clinical", r.paths.train_clinical, "--seed", s.seed, "--bootstrap", s.n_boot]
             if source == "predicted":  # the cross-validation report of the model the demo is about
                 r.command("hecktor-prognosis", *quiet, "cv", task, *common, "-o", out / "cv", "--repeats", 1,
                           "--folds", s.prognosis_folds, log_name="prognosis", quiet_flag=None)
             r.command("hecktor-prognosis", *quiet, "train", task, *common, "-o", out / "model", "--no-cv",
                       log_name="prognosis", quiet_flag=None)
-            r.command("hecktor-prognosis", *quiet, "predict", "--model", out / "model", *inputs[:2],
+            r.command("hecktor-prognosis", *quiet, "predict", "--model", out / "model", *inputs,
                       "--clinical", r.paths.heldout / "clinical_inputs.csv", "-o", out / "heldout_predictions.csv",
                       log_name="prognosis", quiet_flag=None)
 

@@ -5,8 +5,12 @@ from hecktor_nnunet.trainers.hecktor_trainers_combined import nnUNetTrainerHeckt
 
 
 class nnUNetTrainerHecktorSegResNet(HecktorSegResNetTrainer):
-    """MONAI SegResNet in nnU-Net's pipeline (no deep supervision)."""
+    axis = "architecture"
+    what = "MONAI SegResNet instead of nnU-Net's U-Net"
+    why = "the network of the 2022 winner and of the 2025 dataset paper's benchmark"
 
 
 class nnUNetTrainerHecktorSegResNetFocalPETAug(nnUNetTrainerHecktorSegResNet, nnUNetTrainerHecktorFocalPETAug):
-    """SegResNet with the recommended loss and PET augmentations."""
+    axis = "architecture"
+    what = "SegResNet with focal loss and PET augmentations"
+    why = "compare architectures under the recommended training recipe"

@@ -1,4 +1,4 @@
-"""HECKTOR trainers, combinations of single-axis variants (bodies stay empty)."""
+"""HECKTOR trainers, combinations of single-axis variants (only their description in the body)."""
 
 from hecktor_nnunet.trainers.hecktor_trainers_augmentation import nnUNetTrainerHecktorPETAug
 from hecktor_nnunet.trainers.hecktor_trainers_loss import nnUNetTrainerHecktorFocal, nnUNetTrainerHecktorFocalTversky
@@ -6,9 +6,13 @@ from hecktor_nnunet.trainers.hecktor_trainers_sampling import nnUNetTrainerHeckt
 
 
 class nnUNetTrainerHecktorFocalPETAug(nnUNetTrainerHecktorFocal, nnUNetTrainerHecktorPETAug):
-    """Recommended default: Dice + CE + focal with both PET augmentations."""
+    axis = "combined"
+    what = "focal loss + both PET augmentations"
+    why = "recommended default: targets small lesions and scanner/motion variation"
 
 
 class nnUNetTrainerHecktorFocalTverskyPETAugNodes(nnUNetTrainerHecktorFocalTversky, nnUNetTrainerHecktorPETAug,
                                                   nnUNetTrainerHecktorNodeSampling):
-    """Recall-oriented: focal-Tversky + PET augmentations + lymph-node sampling."""
+    axis = "combined"
+    what = "focal-Tversky + PET augmentations + lymph-node sampling"
+    why = "recall-oriented alternative when GTVn F1agg matters most"

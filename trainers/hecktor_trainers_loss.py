@@ -4,18 +4,21 @@ from hecktor_nnunet.training.base_trainer import HecktorTrainer
 
 
 class nnUNetTrainerHecktorFocal(HecktorTrainer):
-    """Dice + CE + focal (gamma 2): more gradient from small, hard lesions."""
-
+    axis = "loss"
+    what = "Dice + CE + focal loss (gamma {focal_gamma:g})"
+    why = "small, hard lesions dominate the errors; the 2025 winner used a focal term"
     loss_name = "dice_ce_focal"
 
 
 class nnUNetTrainerHecktorTversky(HecktorTrainer):
-    """Tversky (alpha 0.3 FP, beta 0.7 FN) + CE: favours recall, fewer missed nodes."""
-
+    axis = "loss"
+    what = "Tversky (FP {tversky_alpha:g}, FN {tversky_beta:g}) + CE instead of Dice + CE"
+    why = "missed lymph nodes cost GTVn F1agg more than slightly large contours"
     loss_name = "tversky"
 
 
 class nnUNetTrainerHecktorFocalTversky(HecktorTrainer):
-    """Focal-Tversky (exponent 0.75) + CE: recall-weighted and focused on poorly segmented lesions."""
-
+    axis = "loss"
+    what = "focal-Tversky (exponent {focal_tversky_exponent:g}) + CE"
+    why = "recall-weighted and focused on lesions the network still gets wrong"
     loss_name = "focal_tversky"

@@ -1,23 +1,27 @@
 """The base of every HECKTOR trainer: one class, each behaviour switched by a class attribute.
 
 Variants in ``trainers/`` set one or two attributes (``loss_name = "dice_ce_focal"``); combinations
-inherit from several variants with a ``pass`` body (Python's MRO merges the attributes). The hooks
-here are the only places HECKTOR code enters nnU-Net's training:
+inherit from several variants with an empty body (Python's MRO merges the attributes). Each
+advertised variant also says, in its own body, on which ``axis`` it varies nnU-Net, ``what`` it
+changes and ``why``: :mod:`hecktor_nnunet.training.registry` builds the trainer table from these,
+and ``what`` names the class's settings (``{lymph_node_share:.0%}``), so the numbers shown are the
+ones the trainer runs with. The hooks here are the only places HECKTOR code enters nnU-Net's training:
 
-- ``_build_loss``: the named loss from :mod:`hecktor_nnunet.training.losses`, wrapped for deep
-  supervision once, with nnU-Net's weights;
+- ``_build_loss``: the named loss from :mod:`hecktor_nnunet.training.losses` around nnU-Net's own
+  Dice + CE, with nnU-Net's deep-supervision wrapping and weights;
 - ``get_training_transforms``: nnU-Net's own pipeline (``super()``) with the PET-only transforms
   (the misregistration folded into its spatial transform, the rest inserted after it);
 - ``configure_rotation_dummyDA_mirroring_and_inital_patch_size``: left-right-only mirroring;
-- ``get_dataloaders``: the lymph-node-aware training loader;
+- ``get_dataloaders``: nnU-Net's, with the lymph-node-aware loader for training
+  (:func:`~hecktor_nnunet.training.sampling.get_dataloaders_with`);
 - the network size and schedule (``network_size``, ``training_schedule``): a :class:`NetworkSize`
   resizes the plans' architecture and patch; the result is written into this training's copy of the
   plans (saved as the model folder's ``plans.json``), so prediction rebuilds the same network without
   the trainer's help;
 - tiny mode (the ``nnUNetTrainerHecktorTinyCPUDebug`` trainer, or any trainer with the environment
-  variable ``HECKTOR_NNUNET_DEBUG=1``): :data:`TINY_NETWORK` and :data:`TINY_SCHEDULE`, i.e. 2 epochs
-  x 2 iterations, 1 validation iteration, a network at most 8 features wide with one convolution (or
-  residual block) per stage, and one torch thread on CPU.
+  variable ``HECKTOR_NNUNET_DEBUG=1``): :data:`TINY_NETWORK` and :data:`TINY_SCHEDULE` (a few
+  iterations, a network a few features wide with one convolution or residual block per stage, one
+  torch thread on CPU): for tests and plumbing checks only.
 
 Channel convention of converted datasets (``hecktor-convert``): channel 0 is CT, channel 1 is PET;
 dataset.json's ``hecktor.channels`` records it and is read when present.
@@ -28,15 +32,17 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import numpy as np
 import torch
 
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-from hecktor_nnunet.training.losses import build_loss, wrap_deep_supervision
-from hecktor_nnunet.training.sampling import LymphNodeDataLoader, gtvn_class_key, training_loader_class
+from hecktor_nnunet.training.losses import build_loss
+from hecktor_nnunet.training.sampling import LymphNodeDataLoader, get_dataloaders_with, gtvn_class_key
 from hecktor_nnunet.training.transforms import (PETIntensityTransform, PETMisregistrationTransform,
                                                  add_pet_transforms)
 
@@ -71,6 +77,14 @@ class NetworkSize:
     batch_size: int | None = None
     patch_size: tuple[int, ...] | None = None
 
+    @property
+    def patch_text(self) -> str:
+        """The patch size as the trainer table writes it (``32^3``, ``32x32x48``)."""
+        if not self.patch_size:
+            return "the plans' patch size"
+        sizes = [int(p) for p in self.patch_size]
+        return f"{sizes[0]}^{len(sizes)}" if len(set(sizes)) == 1 else "x".join(map(str, sizes))
+
 
 @dataclass(frozen=True)
 class Schedule:
@@ -87,7 +101,6 @@ class Schedule:
 #: Tiny mode: for tests and plumbing checks only, NOT a real model.
 TINY_NETWORK = NetworkSize(max_features=8, convs_per_stage=1)
 TINY_SCHEDULE = Schedule(epochs=2, iterations_per_epoch=2, val_iterations_per_epoch=1, cpu_threads=1)
-TINY_MAX_FEATURES = TINY_NETWORK.max_features
 
 
 def debug_env_enabled() -> bool:
@@ -140,8 +153,16 @@ class HecktorTrainer(nnUNetTrainer):
 
     Attributes
     ----------
+    axis, what, why : str
+        Set in the body of each advertised variant (not inherited): the axis it varies (loss,
+        augmentation, sampling, combined, length, demo, debug, architecture), what it changes
+        (a :meth:`str.format` template over the class's attributes) and why (the weakness it targets).
     loss_name : str
         ``dice_ce`` (nnU-Net's), ``dice_ce_focal``, ``tversky`` or ``focal_tversky``.
+    focal_gamma : float
+        Focusing exponent of the focal term.
+    tversky_alpha, tversky_beta, focal_tversky_exponent : float
+        Tversky weights of false positives and false negatives; the focal-Tversky exponent.
     focal_class_weights : tuple of float or None
         Per-output-channel weights of the focal term (``dice_ce_focal``), e.g. to make the rare lymph
         nodes' voxels count more; None weighs every class 1.
@@ -164,9 +185,18 @@ class HecktorTrainer(nnUNetTrainer):
         Epochs, iterations, learning rate, foreground oversampling, CPU threads (None keeps nnU-Net's).
     tiny : bool
         Tiny mode (see the module docstring); also switched on by ``HECKTOR_NNUNET_DEBUG=1``.
+    tiny_network, tiny_schedule : NetworkSize, Schedule
+        What tiny mode means (:data:`TINY_NETWORK`, :data:`TINY_SCHEDULE`).
     """
 
+    axis: ClassVar[str] = ""
+    what: ClassVar[str] = ""
+    why: ClassVar[str] = ""
     loss_name: str = "dice_ce"
+    focal_gamma: float = 2.0
+    tversky_alpha: float = 0.3
+    tversky_beta: float = 0.7
+    focal_tversky_exponent: float = 0.75
     focal_class_weights: tuple[float, ...] | None = None
     pet_misregistration: bool = False
     max_shift_mm: float = 4.0
@@ -182,12 +212,26 @@ class HecktorTrainer(nnUNetTrainer):
     network_size: NetworkSize | None = None
     training_schedule: Schedule | None = None
     tiny: bool = False
+    tiny_network: ClassVar[NetworkSize] = TINY_NETWORK
+    tiny_schedule: ClassVar[Schedule] = TINY_SCHEDULE
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        """A variant that says ``what`` it changes and has no docstring of its own gets one from it."""
+        super().__init_subclass__(**kwargs)
+        if "what" in cls.__dict__ and not cls.__dict__.get("__doc__"):
+            cls.__doc__ = f"{cls.describe_what()}.\n\nWhy: {cls.why}."
+
+    @classmethod
+    def describe_what(cls) -> str:
+        """``what`` with the class's settings filled in (``{lymph_node_share:.0%}`` -> ``33%``)."""
+        return cls.what.format_map(_ClassSettings(cls))
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device("cuda")):
         super().__init__(plans, configuration, fold, dataset_json, device)
         tiny = self.tiny or debug_env_enabled()
-        network, schedule = (TINY_NETWORK, TINY_SCHEDULE) if tiny else (self.network_size, self.training_schedule)
+        network, schedule = (self.tiny_network, self.tiny_schedule) if tiny else (self.network_size,
+                                                                                   self.training_schedule)
         if network is not None:
             shrink_configuration(self.plans_manager.plans, configuration, network)
             # PlansManager.get_configuration is cached: wrap the resized dict directly
@@ -196,7 +240,7 @@ class HecktorTrainer(nnUNetTrainer):
             self._apply_schedule(schedule)
         if tiny:
             self.print_to_log_file(f"Tiny mode: {self.num_epochs} epochs x {self.num_iterations_per_epoch} iterations, "
-                                   f"features <= {TINY_MAX_FEATURES}. For tests and demos only.")
+                                   f"features <= {self.tiny_network.max_features}. For tests and demos only.")
         if self.pet_misregistration or self.pet_intensity:
             self.pet_channel()  # fail at start-up, not in a data-augmentation worker
 
@@ -235,14 +279,15 @@ class HecktorTrainer(nnUNetTrainer):
 
     # -- loss ---------------------------------------------------------------------------------
     def _build_loss(self):
+        stock = super()._build_loss()  # nnU-Net's Dice + CE, wrapped for deep supervision when enabled
         if self.loss_name == "dice_ce":
-            return super()._build_loss()
-        loss = build_loss(self.loss_name, self.label_manager, batch_dice=self.configuration_manager.batch_dice,
-                          ddp=self.is_ddp, focal_alpha=self.focal_class_weights)
-        if not self.enable_deep_supervision:
-            return loss
-        return wrap_deep_supervision(loss, len(self._get_deep_supervision_scales()),
-                                     ddp_without_compile=self.is_ddp and not self._do_i_compile())
+            return stock
+        wrapped = isinstance(stock, DeepSupervisionWrapper)
+        loss = build_loss(self.loss_name, self.label_manager, dice_ce=stock.loss if wrapped else stock,
+                          batch_dice=self.configuration_manager.batch_dice, focal_gamma=self.focal_gamma,
+                          focal_alpha=self.focal_class_weights, tversky_alpha=self.tversky_alpha,
+                          tversky_beta=self.tversky_beta, focal_tversky_exponent=self.focal_tversky_exponent)
+        return DeepSupervisionWrapper(loss, stock.weight_factors) if wrapped else loss
 
     # -- augmentation -------------------------------------------------------------------------
     def pet_transforms(self) -> list:
@@ -289,13 +334,23 @@ class HecktorTrainer(nnUNetTrainer):
             return super().get_dataloaders()
         key = gtvn_class_key(self.label_manager, self.dataset_json)
 
-        def factory(*args, **kwargs):
+        def training_loader(*args, **kwargs):
             return LymphNodeDataLoader(*args, node_key=key, node_share=self.lymph_node_share, **kwargs)
 
-        with training_loader_class(factory):
-            return super().get_dataloaders()
+        return get_dataloaders_with(self, training_loader)
 
 
 def network_max_features(configuration_manager: ConfigurationManager) -> int | None:
     """``max_features`` of a configuration resized by a :class:`NetworkSize`, else None."""
     return configuration_manager.configuration.get(NETWORK_KEY, {}).get("max_features")
+
+
+class _ClassSettings(dict):
+    """A trainer class's attributes by name, for :meth:`str.format_map` of its ``what``."""
+
+    def __init__(self, cls: type) -> None:
+        super().__init__()
+        self.cls = cls
+
+    def __missing__(self, key: str):
+        return getattr(self.cls, key)

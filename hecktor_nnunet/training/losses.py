@@ -2,21 +2,19 @@
 
 Every loss takes raw network logits ``(b, c, x, y[, z])`` and the target nnU-Net's data loader
 produces: a label map ``(b, 1, ...)`` for plain labels (softmax outputs) or a one-hot region
-stack ``(b, c, ...)`` for region-based training (sigmoid outputs). Deep supervision is added by
-:func:`wrap_deep_supervision` with nnU-Net's own weighting, in one place.
+stack ``(b, c, ...)`` for region-based training (sigmoid outputs). nnU-Net's own Dice + CE (or
+Dice + BCE for regions) and its deep-supervision weighting are not rebuilt here: the trainer takes
+both from ``nnUNetTrainer._build_loss`` and hands the Dice + CE term to :func:`build_loss`.
 """
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 
-from nnunetv2.training.loss.compound_losses import DC_and_BCE_loss, DC_and_CE_loss
-from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
-from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss, get_tp_fp_fn_tn
+from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
 from nnunetv2.training.loss.robust_ce_loss import RobustCrossEntropyLoss
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
@@ -131,7 +129,7 @@ class _RegionBCE(nn.Module):
         return self.bce(logits, target.to(logits.dtype))
 
 
-def build_loss(name: str, label_manager: LabelManager, *, batch_dice: bool, ddp: bool = False,
+def build_loss(name: str, label_manager: LabelManager, *, dice_ce: nn.Module, batch_dice: bool,
                focal_gamma: float = 2.0, focal_alpha: Sequence[float] | None = None, tversky_alpha: float = 0.3,
                tversky_beta: float = 0.7, focal_tversky_exponent: float = 0.75) -> nn.Module:
     """The loss called ``name`` for this dataset's labels or regions (without deep supervision).
@@ -139,55 +137,42 @@ def build_loss(name: str, label_manager: LabelManager, *, batch_dice: bool, ddp:
     Parameters
     ----------
     name : {"dice_ce", "dice_ce_focal", "tversky", "focal_tversky"}
-        ``dice_ce`` is nnU-Net's default; the others add a focal term or replace Dice by
-        (focal-)Tversky weighted toward recall (``tversky_beta > tversky_alpha``); each keeps
-        cross-entropy for stable early training.
+        ``dice_ce`` is nnU-Net's default (``dice_ce`` itself); the others add a focal term to it or
+        replace Dice by (focal-)Tversky weighted toward recall (``tversky_beta > tversky_alpha``);
+        each keeps cross-entropy for stable early training.
     label_manager : LabelManager
         Decides softmax/labels vs sigmoid/regions.
+    dice_ce : nn.Module
+        nnU-Net's Dice + CE (Dice + BCE for regions) for this dataset, without deep supervision.
     batch_dice : bool
         From the plans configuration.
+    focal_gamma : float
+        Focusing exponent of the focal term.
     focal_alpha : sequence of float, optional
         Per-class weights of the focal term (``dice_ce_focal`` only), one per output channel.
+    tversky_alpha, tversky_beta, focal_tversky_exponent : float
+        Weights of false positives and negatives, and the focal-Tversky exponent.
 
     Raises
     ------
     NotImplementedError
-        For datasets with an ignore label (HECKTOR has none; nnU-Net's masking is not reproduced).
+        For the HECKTOR losses on datasets with an ignore label (HECKTOR has none; nnU-Net's masking
+        is not reproduced).
     ValueError
         For an unknown name.
     """
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
+    if name == "dice_ce":
+        return dice_ce
     if label_manager.has_ignore_label:
         raise NotImplementedError(
             f"loss {name!r} does not support an ignore label (dataset has ignore label "
             f"{label_manager.ignore_label}); use nnU-Net's default trainer for partially annotated data")
     regions = label_manager.has_regions
-    dice_kwargs = {"batch_dice": batch_dice, "smooth": 1e-5, "do_bg": regions, "ddp": ddp}
-    if regions:
-        dice_ce = DC_and_BCE_loss({}, dice_kwargs, dice_class=MemoryEfficientSoftDiceLoss)
-    else:
-        dice_ce = DC_and_CE_loss(dice_kwargs, {}, weight_ce=1, weight_dice=1, dice_class=MemoryEfficientSoftDiceLoss)
-    if name == "dice_ce":
-        return dice_ce
     if name == "dice_ce_focal":
         return SumOfLosses([(1.0, dice_ce), (1.0, FocalLoss(focal_gamma, regions=regions, alpha=focal_alpha))])
     exponent = 1.0 if name == "tversky" else focal_tversky_exponent
     tversky = TverskyLoss(tversky_alpha, tversky_beta, exponent, regions=regions, batch_dice=batch_dice)
     return SumOfLosses([(1.0, tversky), (1.0, _RegionBCE() if regions else _LabelCE())])
 
-
-def deep_supervision_weights(n_outputs: int, *, ddp_without_compile: bool = False) -> np.ndarray:
-    """nnU-Net's deep-supervision weights: halved per level, lowest level off, normalised to sum 1.
-
-    Under DDP without torch.compile nnU-Net gives the lowest level 1e-6 instead of 0 (unused
-    parameters would otherwise crash DDP); the same rule is kept here.
-    """
-    weights = np.array([1 / (2 ** i) for i in range(n_outputs)])
-    weights[-1] = 1e-6 if ddp_without_compile else 0
-    return weights / weights.sum()
-
-
-def wrap_deep_supervision(loss: nn.Module, n_outputs: int, *, ddp_without_compile: bool = False) -> nn.Module:
-    """Apply ``loss`` to each deep-supervision output with :func:`deep_supervision_weights`."""
-    return DeepSupervisionWrapper(loss, deep_supervision_weights(n_outputs, ddp_without_compile=ddp_without_compile))

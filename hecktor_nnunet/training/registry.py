@@ -1,13 +1,20 @@
-"""Every advertised HECKTOR trainer with one line on what it changes and why.
+"""Every advertised HECKTOR trainer, read from the trainer classes themselves.
 
-Used by ``hecktor-nnunet trainers``, the README trainer table and the parametrised training test
-(which also checks that the classes in ``trainers/`` and this list agree).
+A class in ``trainers/`` is advertised when its own body says on which ``axis`` it varies nnU-Net,
+``what`` it changes and ``why`` (:class:`~hecktor_nnunet.training.base_trainer.HecktorTrainer`);
+``what`` is filled in with the class's settings, so the table shows the numbers the trainer runs
+with. ``hecktor-nnunet trainers``, the trainer table in ``docs/`` (``python benchmarks/tables.py``)
+and the training tests use this list. Importing this module is cheap: the trainers (and with them
+nnU-Net and torch) are imported when the list is first asked for.
 """
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
+import pkgutil
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 # the installed ``hecktor_nnunet.trainers`` package (the repository's ``trainers/`` in an editable install)
@@ -15,6 +22,9 @@ TRAINERS_DIR = Path(importlib.util.find_spec("hecktor_nnunet.trainers").origin).
 RECOMMENDED = "nnUNetTrainerHecktorFocalPETAug"
 TINY_TRAINER = "nnUNetTrainerHecktorTinyCPUDebug"
 DEMO_TRAINER = "nnUNetTrainerHecktorDemoCPU"
+#: the trainer modules in table order (one axis each; combinations after their parts)
+MODULES = ("hecktor_trainers_loss", "hecktor_trainers_augmentation", "hecktor_trainers_sampling",
+           "hecktor_trainers_combined", "hecktor_trainers_length", "hecktor_trainers_architecture")
 
 
 @dataclass(frozen=True)
@@ -27,61 +37,67 @@ class TrainerInfo:
     why: str
 
 
-TRAINERS: tuple[TrainerInfo, ...] = (
-    TrainerInfo("nnUNetTrainerHecktorFocal", "loss", "Dice + CE + focal loss (gamma 2)",
-                "small, hard lesions dominate the errors; the 2025 winner used a focal term"),
-    TrainerInfo("nnUNetTrainerHecktorTversky", "loss", "Tversky (FP 0.3, FN 0.7) + CE instead of Dice + CE",
-                "missed lymph nodes cost GTVn F1agg more than slightly large contours"),
-    TrainerInfo("nnUNetTrainerHecktorFocalTversky", "loss", "focal-Tversky (exponent 0.75) + CE",
-                "recall-weighted and focused on lesions the network still gets wrong"),
-    TrainerInfo("nnUNetTrainerHecktorPETMisreg", "augmentation",
-                "random rigid shift (<= 4 mm) and rotation (<= 3 deg) of PET only, half of the patches",
-                "patients move between the CT and PET acquisitions; labels follow CT"),
-    TrainerInfo("nnUNetTrainerHecktorPETIntensity", "augmentation",
-                "PET-only global scaling (0.8-1.25) and resolution blur (sigma 0.5-3 mm)",
-                "SUV calibration and reconstruction differ between the centres' scanners"),
-    TrainerInfo("nnUNetTrainerHecktorPETAug", "augmentation", "both PET augmentations",
-                "both sources of PET variation at once"),
-    TrainerInfo("nnUNetTrainerHecktorMirrorLR", "augmentation",
-                "mirroring along left-right only (training and test-time)",
-                "head-and-neck anatomy is left-right symmetric, not up-down or front-back"),
-    TrainerInfo("nnUNetTrainerHecktorNodeSampling", "sampling", "a third of patches centred on GTVn voxels",
-                "small nodes are rarely a patch centre with nnU-Net's any-foreground oversampling"),
-    TrainerInfo("nnUNetTrainerHecktorFocalPETAug", "combined", "focal loss + both PET augmentations",
-                "recommended default: targets small lesions and scanner/motion variation"),
-    TrainerInfo("nnUNetTrainerHecktorFocalTverskyPETAugNodes", "combined",
-                "focal-Tversky + PET augmentations + lymph-node sampling",
-                "recall-oriented alternative when GTVn F1agg matters most"),
-    TrainerInfo("nnUNetTrainerHecktorFocalPETAug_250epochs", "length", "recommended trainer, 250 epochs",
-                "a quarter of the compute of nnU-Net's 1000 epochs, for a first model"),
-    TrainerInfo("nnUNetTrainerHecktorFocalPETAug_500epochs", "length", "recommended trainer, 500 epochs",
-                "half the compute of nnU-Net's 1000 epochs"),
-    TrainerInfo("nnUNetTrainerHecktorDemoCPU", "demo",
-                "the plans' U-Net on 32^3 patches (half centred on lesions), focal loss with nodes weighted 10x, "
-                "24 epochs x 25 iterations, no test-time mirroring",
-                "a model that really segments, trained on 2 CPU cores in minutes (`make demo`)"),
-    TrainerInfo("nnUNetTrainerHecktorTinyCPUDebug", "debug",
-                "2 epochs x 2 iterations, network <= 8 features wide; NOT a real model",
-                "tests and the demo on a CPU in seconds"),
-    TrainerInfo("nnUNetTrainerHecktorSegResNet", "architecture", "MONAI SegResNet instead of nnU-Net's U-Net",
-                "the network of the 2022 winner and of the 2025 dataset paper's benchmark"),
-    TrainerInfo("nnUNetTrainerHecktorSegResNetFocalPETAug", "architecture",
-                "SegResNet with focal loss and PET augmentations",
-                "compare architectures under the recommended training recipe"),
-)
+def trainer_classes() -> list[type]:
+    """The HECKTOR trainer classes defined in ``trainers/``, module by module (:data:`MODULES`), in source order.
+
+    Raises
+    ------
+    ValueError
+        A module of the folder missing from :data:`MODULES`, or one of :data:`MODULES` missing from the folder.
+    """
+    from hecktor_nnunet.training.base_trainer import HecktorTrainer
+
+    found = {m.name for m in pkgutil.iter_modules([str(TRAINERS_DIR)])}
+    if found != set(MODULES):
+        raise ValueError(f"trainer modules in {TRAINERS_DIR} ({sorted(found)}) differ from the registry's "
+                         f"MODULES ({sorted(MODULES)})")
+    classes = []
+    for name in MODULES:
+        module = importlib.import_module(f"hecktor_nnunet.trainers.{name}")
+        classes += [c for c in vars(module).values()
+                    if isinstance(c, type) and c.__module__ == module.__name__ and issubclass(c, HecktorTrainer)]
+    return classes
+
+
+def describe(cls: type) -> TrainerInfo:
+    """A trainer class's row of the table, from the ``axis``, ``what`` and ``why`` of its own body.
+
+    Raises
+    ------
+    ValueError
+        When the class's own body lacks one of them (an inherited description would describe its parent).
+    """
+    missing = [k for k in ("axis", "what", "why") if not cls.__dict__.get(k)]
+    if missing:
+        raise ValueError(f"trainer {cls.__name__} ({cls.__module__}) does not say its {', '.join(missing)}: "
+                         "set them in the class body")
+    return TrainerInfo(cls.__name__, cls.axis, cls.describe_what(), cls.why)
+
+
+@lru_cache(maxsize=1)
+def trainers() -> tuple[TrainerInfo, ...]:
+    """Every advertised trainer, in table order."""
+    return tuple(describe(c) for c in trainer_classes())
 
 
 def trainer_names() -> list[str]:
     """The ``-tr`` names of all advertised trainers, in table order."""
-    return [t.name for t in TRAINERS]
+    return [t.name for t in trainers()]
 
 
 def format_table(markdown: bool = False) -> str:
     """The trainer list as plain text (one line each) or as a markdown table."""
+    rows = trainers()
     if markdown:
-        rows = ["| Trainer (`-tr`) | Axis | What it changes | Why |", "|---|---|---|---|"]
-        rows += [f"| `{t.name}`{' (default)' if t.name == RECOMMENDED else ''} | {t.axis} | {t.what} | {t.why} |"
-                 for t in TRAINERS]
-        return "\n".join(rows)
-    width = max(len(t.name) for t in TRAINERS)
-    return "\n".join(f"{t.name:<{width}}  [{t.axis}] {t.what}; why: {t.why}" for t in TRAINERS)
+        lines = ["| Trainer (`-tr`) | Axis | What it changes | Why |", "|---|---|---|---|"]
+        lines += [f"| `{t.name}`{' (default)' if t.name == RECOMMENDED else ''} | {t.axis} | {t.what} | {t.why} |"
+                  for t in rows]
+        return "\n".join(lines)
+    width = max(len(t.name) for t in rows)
+    return "\n".join(f"{t.name:<{width}}  [{t.axis}] {t.what}; why: {t.why}" for t in rows)
+
+
+def __getattr__(name: str):
+    if name == "TRAINERS":  # the table as a constant, built on first use
+        return trainers()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

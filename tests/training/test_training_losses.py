@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
 
-from hecktor_nnunet.training.losses import (LOSSES, FocalLoss, TverskyLoss, build_loss, deep_supervision_weights,
-                                            wrap_deep_supervision)
+from nnunetv2.training.loss.compound_losses import DC_and_BCE_loss, DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from hecktor_nnunet.training.losses import LOSSES, FocalLoss, TverskyLoss, build_loss
 
 LABELS = LabelManager({"background": 0, "GTVp": 1, "GTVn": 2}, None)
 REGIONS = LabelManager({"background": 0, "GTV": [1, 2], "GTVn": [2], "GTVp": [1]}, [1, 2, 1])
@@ -24,6 +29,15 @@ def _target(shape=(2, 1, 8, 8, 8)) -> torch.Tensor:
 
 def _regions(t: torch.Tensor) -> torch.Tensor:
     return torch.cat([(t > 0), (t == 2), (t == 1)], dim=1).to(torch.int16)
+
+
+def _build(name: str, manager: LabelManager, batch_dice: bool = False):
+    """``build_loss`` around nnU-Net's own Dice + CE: ``nnUNetTrainer._build_loss`` run on the few settings it reads."""
+    state = SimpleNamespace(label_manager=manager, configuration_manager=SimpleNamespace(batch_dice=batch_dice),
+                            is_ddp=False, _do_i_compile=lambda: False, enable_deep_supervision=False)
+    dice_ce = nnUNetTrainer._build_loss(state)
+    assert isinstance(dice_ce, DC_and_BCE_loss if manager.has_regions else DC_and_CE_loss)
+    return build_loss(name, manager, dice_ce=dice_ce, batch_dice=batch_dice)
 
 
 def test_focal_equals_ce_at_gamma_zero_and_downweights_easy_voxels():
@@ -70,7 +84,7 @@ def test_loss_decreases_on_fixed_batch(name, manager):
     net = torch.nn.Sequential(torch.nn.Conv3d(2, 8, 3, padding=1), torch.nn.LeakyReLU(),
                               torch.nn.Conv3d(8, n_out, 1))
     x = torch.cat([t.float(), torch.randn(t.shape)], dim=1)  # input carries the answer: learnable
-    loss_fn = build_loss(name, manager, batch_dice=False)
+    loss_fn = _build(name, manager)
     opt = torch.optim.Adam(net.parameters(), 1e-2)
     losses = []
     for _ in range(60):
@@ -85,13 +99,10 @@ def test_loss_decreases_on_fixed_batch(name, manager):
 
 @pytest.mark.parametrize("name", LOSSES)
 def test_deep_supervision_wrapper_shapes_and_weights(name):
-    w = deep_supervision_weights(4)
-    assert w.tolist() == pytest.approx([4 / 7, 2 / 7, 1 / 7, 0.0])
-    assert deep_supervision_weights(3, ddp_without_compile=True)[-1] > 0
     t = _target((2, 1, 16, 16, 16))
     targets = [t, t[:, :, ::2, ::2, ::2], t[:, :, ::4, ::4, ::4], t[:, :, ::8, ::8, ::8]]
     outputs = [torch.randn(2, 3, *tt.shape[2:], requires_grad=True) for tt in targets]
-    loss = wrap_deep_supervision(build_loss(name, LABELS, batch_dice=True), len(outputs))(outputs, targets)
+    loss = DeepSupervisionWrapper(_build(name, LABELS, batch_dice=True), (4 / 7, 2 / 7, 1 / 7, 0.0))(outputs, targets)
     loss.backward()
     assert loss.ndim == 0
     assert outputs[0].grad.abs().sum() > 0 and outputs[3].grad is None  # lowest level weighted 0
@@ -100,9 +111,9 @@ def test_deep_supervision_wrapper_shapes_and_weights(name):
 def test_ignore_label_raises_clear_error():
     manager = LabelManager({"background": 0, "GTVp": 1, "GTVn": 2, "ignore": 3}, None)
     with pytest.raises(NotImplementedError, match="ignore label"):
-        build_loss("dice_ce_focal", manager, batch_dice=False)
+        build_loss("dice_ce_focal", manager, dice_ce=torch.nn.Identity(), batch_dice=False)
     with pytest.raises(ValueError, match="unknown loss"):
-        build_loss("dice", LABELS, batch_dice=False)
+        build_loss("dice", LABELS, dice_ce=torch.nn.Identity(), batch_dice=False)
 
 
 def test_focal_class_weights_scale_each_voxel_by_its_true_class():

@@ -13,7 +13,7 @@ from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import nnUNetDatasetBlosc2
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from hecktor_nnunet.training.base_trainer import DEBUG_ENV, TINY_MAX_FEATURES
+from hecktor_nnunet.training.base_trainer import DEBUG_ENV, TINY_NETWORK
 from hecktor_nnunet.training.registry import TRAINERS_DIR
 from hecktor_nnunet.training.sampling import LymphNodeDataLoader, gtvn_class_key
 from hecktor_nnunet.training.transforms import (PETIntensityTransform, PETMisregistrationTransform,
@@ -111,7 +111,7 @@ def test_trainer_hands_nnunet_node_loader_for_training_only(in_process_env):
     assert len(out) == len(batch["target"]) == len(t.configuration_manager.pool_op_kernel_sizes) - 1
     assert [o.shape[2:] for o in out] == [tg.shape[2:] for tg in batch["target"]]
     widths = {c.out_channels for c in t.network.modules() if isinstance(c, torch.nn.Conv3d)}
-    assert widths <= {TINY_MAX_FEATURES, 3}, widths  # tiny mode; 3 = segmentation heads
+    assert widths <= {TINY_NETWORK.max_features, 3}, widths  # tiny mode; 3 = segmentation heads
     loss = t.loss(out, batch["target"])
     assert torch.isfinite(loss)
 
@@ -122,3 +122,48 @@ def test_mirror_left_right_only(in_process_env):
     assert mirror_axes == (t.left_right_axis(),) == t.inference_allowed_mirroring_axes
     stock = _trainer("nnUNetTrainerHecktorFocal")
     assert stock.configure_rotation_dummyDA_mirroring_and_inital_patch_size()[-1] == (0, 1, 2)
+
+
+def test_node_loader_is_built_without_rebinding_nnunets_names(in_process_env, monkeypatch):
+    import nnunetv2.training.nnUNetTrainer.nnUNetTrainer as nnunet_trainer_module
+
+    class Untouchable(nnUNetDataLoader):
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("nnU-Net's module-level nnUNetDataLoader name was used")
+
+    monkeypatch.setattr(nnunet_trainer_module, "nnUNetDataLoader", Untouchable)
+    t = _trainer("nnUNetTrainerHecktorNodeSampling")
+    train, val = t.get_dataloaders()
+    assert type(train.data_loader) is LymphNodeDataLoader and type(val.data_loader) is nnUNetDataLoader
+    assert nnunet_trainer_module.nnUNetDataLoader is Untouchable  # nothing rebound
+
+
+def test_get_dataloaders_with_the_stock_loader_builds_what_nnunet_builds(in_process_env):
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from hecktor_nnunet.training.sampling import get_dataloaders_with
+
+    t = _trainer("nnUNetTrainerHecktorPETAug")
+    ours, stock = get_dataloaders_with(t, nnUNetDataLoader), nnUNetTrainer.get_dataloaders(t)
+    for a, b in zip(ours, stock):
+        assert type(a) is type(b) and type(a.data_loader) is type(b.data_loader) is nnUNetDataLoader
+        for attr in ("batch_size", "patch_size", "final_patch_size", "oversample_foreground_percent", "indices"):
+            assert np.array_equal(np.asarray(getattr(a.data_loader, attr), dtype=object),
+                                  np.asarray(getattr(b.data_loader, attr), dtype=object)), attr
+        assert a.data_loader.get_do_oversample.__name__ == b.data_loader.get_do_oversample.__name__
+        kinds = [[type(getattr(x, "transform", x)) for x in g.data_loader.transforms.transforms] for g in (a, b)]
+        assert kinds[0] == kinds[1]
+
+
+def test_hecktor_losses_wrap_nnunets_dice_ce_with_nnunets_weights(in_process_env):
+    from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+    from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    from hecktor_nnunet.training.losses import FocalLoss
+
+    t = _trainer("nnUNetTrainerHecktorFocal")
+    stock = nnUNetTrainer._build_loss(t)
+    assert isinstance(t.loss, DeepSupervisionWrapper) and t.loss.weight_factors == stock.weight_factors
+    dice_ce, focal = t.loss.loss.terms
+    assert isinstance(dice_ce, DC_and_CE_loss) and isinstance(focal, FocalLoss) and focal.gamma == t.focal_gamma

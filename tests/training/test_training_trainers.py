@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hecktor_nnunet.training.base_trainer import HecktorTrainer
-from hecktor_nnunet.training.registry import (RECOMMENDED, TINY_TRAINER, TRAINERS, TRAINERS_DIR, format_table,
-                                              trainer_names)
+from hecktor_nnunet.training.registry import (DEMO_TRAINER, RECOMMENDED, TINY_TRAINER, TRAINERS, TRAINERS_DIR,
+                                              describe, format_table, trainer_classes, trainer_names)
 
 ALL = trainer_names()
 
@@ -28,13 +28,36 @@ def _classes_in_trainers_folder() -> set[str]:
     return names
 
 
-def test_registry_matches_trainers_folder():
+def test_registry_is_read_from_the_trainer_classes():
     assert set(ALL) == _classes_in_trainers_folder()
     assert len(ALL) == len(set(ALL))
-    assert RECOMMENDED in ALL and TINY_TRAINER in ALL
+    assert RECOMMENDED in ALL and TINY_TRAINER in ALL and DEMO_TRAINER in ALL
     assert all(n.startswith("nnUNetTrainerHecktor") for n in ALL)
-    assert all(t.what and t.why for t in TRAINERS)
+    for cls, info in zip(trainer_classes(), TRAINERS):
+        assert cls.__name__ == info.name
+        assert all(cls.__dict__.get(k) for k in ("axis", "what", "why")), cls  # said in its own body
+        assert info.what and info.why and "{" not in info.what and cls.__doc__
     assert format_table(markdown=True).count("\n") == len(ALL) + 1
+
+
+def test_what_shows_the_numbers_the_trainer_runs_with():
+    from hecktor_nnunet.trainers.hecktor_trainers_sampling import nnUNetTrainerHecktorNodeSampling
+
+    class Half(nnUNetTrainerHecktorNodeSampling):
+        axis, what, why = "sampling", nnUNetTrainerHecktorNodeSampling.what, "a test"
+        lymph_node_share = 0.5
+
+    assert describe(nnUNetTrainerHecktorNodeSampling).what.startswith("33% of training patches")
+    assert describe(Half).what.startswith("50% of training patches") and Half.__doc__.startswith("50% of")
+    demo = describe(next(c for c in trainer_classes() if c.__name__ == DEMO_TRAINER)).what
+    s = next(c for c in trainer_classes() if c.__name__ == DEMO_TRAINER).training_schedule
+    assert f"{s.epochs} epochs x {s.iterations_per_epoch} iterations" in demo
+
+    class Silent(nnUNetTrainerHecktorNodeSampling):
+        lymph_node_share = 0.5
+
+    with pytest.raises(ValueError, match="does not say its axis, what, why"):
+        describe(Silent)
 
 
 def test_trainer_modules_have_distinctive_names_and_import_cheaply():
