@@ -280,7 +280,7 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
     list of Path
         The written label maps.
     """
-    from hecktor_nnunet.dataset_conversion.convert import convert_images
+    from hecktor_nnunet.dataset_conversion.cases import convert_images
     from hecktor_nnunet.dataset_conversion.restore import restore_image, restore_predictions
 
     t0 = time.perf_counter()
