@@ -1,6 +1,7 @@
-"""The run report: one self-contained ``report.html`` (figures embedded as base64 PNG) and ``report.json``.
+"""The report's data: what the tools wrote, read into plain JSON-ready sections (``report.json``).
 
-The report reads what the tools wrote and recomputes nothing but the PET/CT overlay images:
+The report recomputes nothing but the PET/CT overlay images (:mod:`.figures`); :mod:`.render`
+turns these sections into the self-contained ``report.html``. Sections:
 
 - conversion: ``conversion_manifest.json`` of the nnU-Net raw dataset (cases, problems, label
   volume kept by the crop/resampling, settings, splits);
