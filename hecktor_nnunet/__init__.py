@@ -1,8 +1,12 @@
 """hecktor-nnunet: HECKTOR PET/CT head-and-neck tooling around nnU-Net v2.
 
-Sub-packages: ``dataset_conversion`` (release -> nnU-Net raw dataset and back), ``trainers``
-(the folder ``nnUNet_extTrainer`` points at), ``training`` (losses, transforms, samplers the
-trainers compose), ``metrics`` (challenge metrics), ``prognosis`` (radiomics and outcome models).
+Grouped by pipeline stage: ``io`` (release reader, clinical schema, patient ids, checks, geometry,
+atomic writes), ``dataset_conversion`` (release -> nnU-Net raw dataset and back), ``training``
+(losses, transforms, samplers, base trainer) and ``trainers`` (the folder ``nnUNet_extTrainer``
+points at), ``inference`` (predict, post-processing), ``evaluation`` and ``metrics`` (challenge
+metrics and the evaluate commands' logic), ``prognosis`` (radiomics and outcome models),
+``reporting`` (collect, figures, the HTML template), ``demo`` (synthetic release, step runner) and
+``cli`` (one thin module per command).
 """
 
 from __future__ import annotations

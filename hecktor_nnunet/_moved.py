@@ -26,10 +26,15 @@ MOVED: dict[str, tuple[str, ...]] = {
     "hecktor_nnunet.plots": ("hecktor_nnunet.evaluation.plots",),
     "hecktor_nnunet.predict": ("hecktor_nnunet.inference.predict",),
     "hecktor_nnunet.training.postprocessing": ("hecktor_nnunet.inference.postprocessing",),
+    "hecktor_nnunet.report": ("hecktor_nnunet.reporting.collect", "hecktor_nnunet.reporting.figures",
+                              "hecktor_nnunet.reporting.render", "hecktor_nnunet.reporting.inputs"),
+    "hecktor_nnunet.synth": ("hecktor_nnunet.demo.synth",),
+    "hecktor_nnunet.prognosis.simulate": ("hecktor_nnunet.demo.simulate",),
 }
 #: old ``module.name`` -> new ``module.name``, for names that changed as they moved
 RENAMED: dict[str, str] = {
     "hecktor_nnunet.evaluate.find_predictions": "hecktor_nnunet.io.label_maps.find_label_maps",
+    "hecktor_nnunet.report._fmt": "hecktor_nnunet.reporting.render.fmt",
 }
 
 

@@ -21,7 +21,7 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 @pytest.fixture(scope="session")
 def tiny_release(tmp_path_factory) -> Path:
     """A tiny 2025-layout release: 8 labelled patients over 7 centres plus 1 unlabelled."""
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     root = tmp_path_factory.mktemp("synth") / "hecktor2025_training"
     generate_release(root, 8, size="tiny", seed=1, n_unlabelled=1)
@@ -31,7 +31,7 @@ def tiny_release(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def bad_release(tmp_path_factory) -> Path:
     """A tiny release in which every kind of broken case appears once."""
-    from hecktor_nnunet.synth import BAD_KINDS, generate_release
+    from hecktor_nnunet.demo.synth import BAD_KINDS, generate_release
 
     root = tmp_path_factory.mktemp("synth_bad") / "release"
     generate_release(root, len(BAD_KINDS) + 2, size="tiny", seed=2, bad={k: 1 for k in BAD_KINDS})

@@ -8,8 +8,10 @@ from dataclasses import asdict, replace
 import pytest
 
 from hecktor_nnunet.cli.demo import main as demo_main
-from hecktor_nnunet.demo import (MASK_SOURCES, PASS_MARKS, SMALLEST, STEP_NAMES, DemoPaths, _check_settings, _remove,
-                                 pass_marks, prognosis_split, recorded_commands, run_demo)
+from hecktor_nnunet.demo import (MASK_SOURCES, PASS_MARKS, SMALLEST, STEP_NAMES, DemoPaths, pass_marks,
+                                 prognosis_split, run_demo)
+from hecktor_nnunet.demo.runner import _check_settings, _remove
+from hecktor_nnunet.reporting.demo_folder import demo_report_inputs, recorded_commands
 
 
 @pytest.fixture(scope="module")
@@ -150,8 +152,6 @@ def test_prognosis_split_holds_out_segmentation_patients_and_a_share_of_image_on
 
 @pytest.mark.parametrize("gtvp, banner", [(0.72, False), (0.31, True), (None, True)])
 def test_not_a_model_banner_only_below_the_pass_mark(tmp_path, gtvp, banner):
-    from hecktor_nnunet.demo import demo_report_inputs
-
     paths = DemoPaths(tmp_path)
     _check_settings(paths, SMALLEST)
     if gtvp is not None:

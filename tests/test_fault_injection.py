@@ -102,7 +102,7 @@ def _n_records(folder: Path, n: int):
 @pytest.fixture(scope="module")
 def release(tmp_path_factory) -> Path:
     """A tiny release of 3 labelled patients and 1 unlabelled one (8 converted images, 3 labels)."""
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     root = tmp_path_factory.mktemp("faults") / "release"
     generate_release(root, 3, size="tiny", seed=11, n_unlabelled=1, quiet=True)

@@ -55,6 +55,9 @@ def plain_install(tmp_path_factory) -> tuple[Path, Path]:
     r = _run([str(python), "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "-q", "."], clone)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (Path(site) / "hecktor_nnunet" / "trainers").is_dir()
+    # package data: the radiomics params files and the report's template
+    assert (Path(site) / "hecktor_nnunet" / "prognosis" / "params" / "pet.yaml").is_file()
+    assert (Path(site) / "hecktor_nnunet" / "reporting" / "templates" / "report.html.j2").is_file()
     assert not list(Path(site).glob("__editable__*"))
     return clone, python
 

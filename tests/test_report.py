@@ -15,8 +15,8 @@ import pytest
 import SimpleITK as sitk
 
 from hecktor_nnunet.cli.report import main as report_main
-from hecktor_nnunet.report import (ReportError, ReportInputs, _pick_patients, build_report, collect_report,
-                                   overlay_png, render_html)
+from hecktor_nnunet.reporting import ReportError, ReportInputs, build_report, collect_report, overlay_png, render_html
+from hecktor_nnunet.reporting.figures import _pick_patients
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -46,7 +46,7 @@ def run(tmp_path_factory) -> dict:
     RFS risks = -RFS (perfectly concordant), HPV predictions = truth, a hand-written prognosis folder."""
     from hecktor_nnunet.dataset_conversion.convert import convert_release
     from hecktor_nnunet.evaluation import evaluate_hpv, evaluate_rfs, evaluate_segmentation
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     base = tmp_path_factory.mktemp("report_run")
     release = base / "release"

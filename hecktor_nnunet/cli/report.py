@@ -38,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     setup_logging(a.quiet)
-    from hecktor_nnunet.report import ReportError, ReportInputs, build_report
+    from hecktor_nnunet.reporting import ReportError, ReportInputs, build_report
 
     explicit = {k: getattr(a, k) for k in ("dataset", "seg_eval", "rfs_eval", "hpv_eval", "prognosis_dir",
                                             "features", "release", "pred")}
@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
         if a.workdir:
             if any(explicit.values()):
                 return fail("give either --workdir or explicit folders, not both")
-            from hecktor_nnunet.demo import demo_report_inputs
+            from hecktor_nnunet.reporting.demo_folder import demo_report_inputs
 
             inputs = demo_report_inputs(a.workdir)
             out = Path(a.out) if a.out else Path(a.workdir) / "report.html"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hecktor_nnunet.cli.common import fail, setup_logging
-from hecktor_nnunet.synth import BAD_KINDS, SIZES, generate_release
+from hecktor_nnunet.demo.synth import BAD_KINDS, SIZES, generate_release
 
 
 def _bad(items: list[str]) -> dict[str, int]:

@@ -280,22 +280,14 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
     list of Path
         The written label maps.
     """
-    from hecktor_nnunet.dataset_conversion.convert import convert_images
-    from hecktor_nnunet.dataset_conversion.restore import restore_image, restore_predictions
+    from hecktor_nnunet.dataset_conversion.cases import convert_images
 
     t0 = time.perf_counter()
     folder = model_folder(dataset, trainer, plans, configuration, results_dir)
     dataset_json = check_model(folder, folds, checkpoint)
     settings = conversion_settings(folder, raw_dir)
     _check_channels(dataset_json, settings, folder)
-    release = read_release(input_dir, layout)
-    errors = [p for p in release.problems if p.severity == ERROR]
-    if errors:
-        raise ValueError(f"cannot predict {input_dir}:\n{format_report(errors)}")
-    if not release.cases:
-        raise ValueError(f"no cases (CT + PET) found in {input_dir} (layout {release.layout})")
-    if gc_output and len(release.cases) != 1:
-        raise ValueError(f"--gc-output writes one output.mha, but {input_dir} holds {len(release.cases)} cases")
+    release = _read_inputs(input_dir, layout, gc_output)
     setting = load_postprocessing(folder) if postprocess else None
 
     work_ctx = tempfile.TemporaryDirectory(prefix="hecktor_predict_") if keep_work is None else None
@@ -314,18 +306,38 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
             postprocess_folder(raw_pred, pp_pred, setting)
         else:
             pp_pred = raw_pred
-        out_dir = Path(output_dir)
-        if gc_output:
-            record = next(iter(manifest["cases"].values()))
-            pred = pp_pred / f"{record['patient_id']}.nii.gz"
-            target = out_dir / GC_OUTPUT
-            write_image(restore_image(sitk.ReadImage(str(pred)), record), target)
-            written = [target]
-        else:
-            written = restore_predictions(pp_pred, manifest, out_dir, fmt=fmt, workers=workers, quiet=quiet)
+        written = _restore(pp_pred, manifest, Path(output_dir), gc_output=gc_output, fmt=fmt, workers=workers,
+                           quiet=quiet)
     finally:
         if work_ctx is not None:
             work_ctx.cleanup()
     log.info("predicted %d case(s) with %s folds %s in %.1f s (post-processing: %s)", len(written), folder.name,
              list(folds), time.perf_counter() - t0, setting)
     return written
+
+
+def _read_inputs(input_dir: str | Path, layout: str | None, gc_output: bool):
+    """The release to predict; ValueError when it has errors, no case, or several cases for ``gc_output``."""
+    release = read_release(input_dir, layout)
+    errors = [p for p in release.problems if p.severity == ERROR]
+    if errors:
+        raise ValueError(f"cannot predict {input_dir}:\n{format_report(errors)}")
+    if not release.cases:
+        raise ValueError(f"no cases (CT + PET) found in {input_dir} (layout {release.layout})")
+    if gc_output and len(release.cases) != 1:
+        raise ValueError(f"--gc-output writes one output.mha, but {input_dir} holds {len(release.cases)} cases")
+    return release
+
+
+def _restore(pred_dir: Path, manifest: dict, out_dir: Path, *, gc_output: bool, fmt: str, workers: int,
+             quiet: bool) -> list[Path]:
+    """The converted-space predictions back on each original CT grid (one ``output.mha`` for ``gc_output``)."""
+    from hecktor_nnunet.dataset_conversion.restore import restore_image, restore_predictions
+
+    if not gc_output:
+        return restore_predictions(pred_dir, manifest, out_dir, fmt=fmt, workers=workers, quiet=quiet)
+    record = next(iter(manifest["cases"].values()))
+    pred = pred_dir / f"{record['patient_id']}.nii.gz"
+    target = out_dir / GC_OUTPUT
+    write_image(restore_image(sitk.ReadImage(str(pred)), record), target)
+    return [target]

@@ -136,8 +136,28 @@ def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_chan
         NaN/inf, no CT/PET overlap, labels outside {0, 1, 2}, unconvertible Bq/mL PET).
     """
     pid = case.patient_id
+    images = _read_images(case, extra_channels)
     errors: list[Problem] = []
     warnings: list[Problem] = []
+    ct, pet = images["CT"], images["PET"]
+    ct_grid = Grid.of(ct)
+    if overlap_box(ct_grid, Grid.of(pet)).empty:
+        errors.append(Problem(pid, str(case.pet), "no_overlap",
+                              "PET and CT fields of view do not overlap in physical space"))
+    pet = _pet_in_suv(pet, case, suv_factors, bqml_threshold, errors, warnings)
+    label, counts = images.get("label"), None
+    if label is not None:
+        label, counts = _checked_label(label, case, ct_grid, errors, warnings)
+    if errors:
+        raise CaseError(errors + warnings)
+    extras = {k: images[k] for k in extra_channels}
+    return LoadedCase(case, ct, pet, label, extras, warnings, counts)
+
+
+def _read_images(case: Case, extra_channels: tuple[str, ...]) -> dict[str, sitk.Image]:
+    """CT, PET, label (when given) and the extra channels, each read and checked finite; CaseError otherwise."""
+    pid = case.patient_id
+    errors: list[Problem] = []
     if case.ct is None or case.pet is None:
         missing = [m for m, p in (("CT", case.ct), ("PET", case.pet)) if p is None]
         raise CaseError([Problem(pid, str(case.ct or case.pet or ""), "missing_modality",
@@ -160,46 +180,50 @@ def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_chan
             errors.append(p)
     if errors:
         raise CaseError(errors)
-    ct, pet = images["CT"], images["PET"]
-    ct_grid = Grid.of(ct)
-    if overlap_box(ct_grid, Grid.of(pet)).empty:
-        errors.append(Problem(pid, str(case.pet), "no_overlap",
-                              "PET and CT fields of view do not overlap in physical space"))
+    return images
+
+
+def _pet_in_suv(pet: sitk.Image, case: Case, suv_factors: pd.DataFrame | None, bqml_threshold: float,
+                errors: list[Problem], warnings: list[Problem]) -> sitk.Image:
+    """The PET in SUV: as read, or converted from Bq/mL with the patient's factors (a problem either way)."""
+    pid = case.patient_id
     is_bqml, robust_max = pet_looks_like_bqml(pet, bqml_threshold)
-    if is_bqml:
-        if suv_factors is not None and pid in suv_factors.index:
-            f = suv_factors.loc[pid]
-            pet = bqml_to_suv(pet, float(f["Weight"]), float(f["InjectedDose_MBq"]), float(f["Delay_min"]))
-            warnings.append(Problem(pid, str(case.pet), "pet_units_bqml",
-                                    f"PET looked like Bq/mL (99.9th percentile {robust_max:.0f}); "
-                                    "converted to SUV with the supplied factors", WARNING))
-        else:
-            errors.append(Problem(pid, str(case.pet), "pet_units_bqml",
-                                  f"PET looks like Bq/mL, not SUV (99.9th percentile {robust_max:.0f} > "
-                                  f"{bqml_threshold:g}); give --suv-factors with weight, dose and delay "
-                                  "to convert it"))
-    label = images.get("label")
-    if label is not None:
-        extra = label_values_outside(sitk.GetArrayViewFromImage(label))
-        if not Grid.of(label).same_as(ct_grid):
-            warnings.append(Problem(pid, str(case.label), "label_grid",
-                                    f"label grid {Grid.of(label).size} @ {Grid.of(label).spacing} differs from "
-                                    f"the CT grid {ct_grid.size} @ {ct_grid.spacing}; resampled onto the CT "
-                                    "grid with nearest neighbour", WARNING))
-            label = resample(label, ct_grid, "nearest", 0)
-        if extra:
-            errors.append(Problem(pid, str(case.label), "label_values",
-                                  f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn; "
-                                  "non-integer values are not rounded)"))
-        else:
-            if label.GetPixelID() != sitk.sitkUInt8:
-                label = sitk.Cast(label, sitk.sitkUInt8)
-            counts = label_counts(sitk.GetArrayViewFromImage(label))
-            for value, name in ((1, "GTVp"), (2, "GTVn")):
-                if counts[value] == 0:
-                    warnings.append(Problem(pid, str(case.label), f"empty_{name.lower()}",
-                                            f"no {name} voxel in the label", WARNING))
-    if errors:
-        raise CaseError(errors + warnings)
-    extras = {k: images[k] for k in extra_channels}
-    return LoadedCase(case, ct, pet, label, extras, warnings, counts if label is not None else None)
+    if not is_bqml:
+        return pet
+    if suv_factors is not None and pid in suv_factors.index:
+        f = suv_factors.loc[pid]
+        warnings.append(Problem(pid, str(case.pet), "pet_units_bqml",
+                                f"PET looked like Bq/mL (99.9th percentile {robust_max:.0f}); "
+                                "converted to SUV with the supplied factors", WARNING))
+        return bqml_to_suv(pet, float(f["Weight"]), float(f["InjectedDose_MBq"]), float(f["Delay_min"]))
+    errors.append(Problem(pid, str(case.pet), "pet_units_bqml",
+                          f"PET looks like Bq/mL, not SUV (99.9th percentile {robust_max:.0f} > "
+                          f"{bqml_threshold:g}); give --suv-factors with weight, dose and delay "
+                          "to convert it"))
+    return pet
+
+
+def _checked_label(label: sitk.Image, case: Case, ct_grid: Grid, errors: list[Problem], warnings: list[Problem]
+                   ) -> tuple[sitk.Image, dict | None]:
+    """The label on the CT grid as UInt8 and its voxel counts per value (None when its values are invalid)."""
+    pid = case.patient_id
+    extra = label_values_outside(sitk.GetArrayViewFromImage(label))
+    if not Grid.of(label).same_as(ct_grid):
+        warnings.append(Problem(pid, str(case.label), "label_grid",
+                                f"label grid {Grid.of(label).size} @ {Grid.of(label).spacing} differs from "
+                                f"the CT grid {ct_grid.size} @ {ct_grid.spacing}; resampled onto the CT "
+                                "grid with nearest neighbour", WARNING))
+        label = resample(label, ct_grid, "nearest", 0)
+    if extra:
+        errors.append(Problem(pid, str(case.label), "label_values",
+                              f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn; "
+                              "non-integer values are not rounded)"))
+        return label, None
+    if label.GetPixelID() != sitk.sitkUInt8:
+        label = sitk.Cast(label, sitk.sitkUInt8)
+    counts = label_counts(sitk.GetArrayViewFromImage(label))
+    for value, name in ((1, "GTVp"), (2, "GTVn")):
+        if counts[value] == 0:
+            warnings.append(Problem(pid, str(case.label), f"empty_{name.lower()}",
+                                    f"no {name} voxel in the label", WARNING))
+    return label, counts

@@ -12,7 +12,7 @@ from hecktor_nnunet.cli.restore import main as restore_main
 from hecktor_nnunet.dataset_conversion.convert import convert_release
 from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 from hecktor_nnunet.io.release import read_release
-from hecktor_nnunet.synth import generate_release
+from hecktor_nnunet.demo.synth import generate_release
 
 
 def _arr(path):

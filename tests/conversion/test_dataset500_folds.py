@@ -4,7 +4,7 @@ import json
 
 from hecktor_nnunet.cli.convert import main as convert_main
 from hecktor_nnunet.dataset_conversion import Dataset500_HECKTOR2025 as dataset500
-from hecktor_nnunet.synth import generate_release
+from hecktor_nnunet.demo.synth import generate_release
 
 
 def test_dataset500_script_and_hecktor_convert_make_the_same_folds(tmp_path, capsys):

@@ -12,7 +12,7 @@ from sklearn.metrics import balanced_accuracy_score
 
 from hecktor_nnunet.cli.evaluate import main
 from hecktor_nnunet.metrics.survival import concordance_index
-from hecktor_nnunet.synth import generate_release
+from hecktor_nnunet.demo.synth import generate_release
 
 
 @pytest.fixture(scope="module")

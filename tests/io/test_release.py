@@ -4,7 +4,7 @@ import pytest
 
 from hecktor_nnunet.io.ids import normalise_id
 from hecktor_nnunet.io.release import detect_layout, read_release
-from hecktor_nnunet.synth import generate_release
+from hecktor_nnunet.demo.synth import generate_release
 
 
 def test_ids_are_normalised():

@@ -24,7 +24,7 @@ def synth_masks(tmp_path_factory) -> tuple[Path, Path, "object"]:
     import shutil
 
     from hecktor_nnunet.io.release import read_release
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     base = tmp_path_factory.mktemp("prog_synth")
     root = base / "release"
@@ -39,6 +39,6 @@ def synth_masks(tmp_path_factory) -> tuple[Path, Path, "object"]:
 @pytest.fixture(scope="session")
 def sim_cohort():
     """500 simulated patients: features table, clinical table (2025 schema) and oracle."""
-    from hecktor_nnunet.prognosis.simulate import simulate_tables
+    from hecktor_nnunet.demo.simulate import simulate_tables
 
     return simulate_tables(500, seed=3)

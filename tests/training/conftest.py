@@ -21,7 +21,7 @@ def nnunet_dataset(tmp_path_factory) -> NNUNetFolders:
     """The planned and preprocessed tiny dataset."""
     from hecktor_nnunet.dataset_conversion.convert import convert_release
     from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     base = tmp_path_factory.mktemp("nnunet_training")
     f = NNUNetFolders(base / "release", base / "raw", base / "preprocessed", base / "results")

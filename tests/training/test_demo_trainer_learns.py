@@ -26,7 +26,7 @@ SHORT_DIR = Path(__file__).resolve().parent / "short_trainers"
 @pytest.mark.slow
 def test_demo_trainer_segments_gtvp_on_held_out_patients_after_200_iterations(tmp_path):
     from hecktor_nnunet.dataset_conversion.convert import convert_release
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     raw, pre, res = tmp_path / "raw", tmp_path / "pre", tmp_path / "res"
     env = {**os.environ, "nnUNet_raw": str(raw), "nnUNet_preprocessed": str(pre),

@@ -1,6 +1,6 @@
 """Large synthetic cohorts as tables, without images, for model tests and benchmarks.
 
-Patients, clinical rows and outcomes are drawn by :mod:`hecktor_nnunet.synth` itself (the same
+Patients, clinical rows and outcomes are drawn by :mod:`hecktor_nnunet.demo.phantom` itself (the same
 patient model and the same planted ``true_risk`` / HPV model as the image generator); only the
 features are derived here, with measurement noise, instead of being extracted from rendered images
 (rendering 700 patients would take minutes). The table mimics a radiomics table: the informative
@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from hecktor_nnunet.synth import CENTRES, clinical_row, draw_outcomes, draw_patient
+from hecktor_nnunet.demo.phantom import CENTRES, clinical_row, draw_outcomes, draw_patient
 
 
 def simulate_tables(n: int = 600, *, seed: int = 0, n_noise: int = 60) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
