@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -68,6 +70,16 @@ def substitute(line: str, release: Path, nnunet: Path) -> str:
     for old, new in SUBSTITUTIONS:
         line = line.replace(old, new.format(release=release, nnunet=nnunet))
     return line
+
+
+def nnunet_bin() -> Path:
+    """The folder of nnU-Net's console scripts: beside this Python, or wherever nnunetv2 was installed."""
+    if shutil.which("nnUNetv2_train", path=str(BIN)):
+        return BIN
+    for f in importlib.metadata.distribution("nnunetv2").files or []:
+        if f.name == "nnUNetv2_train" and f.parent.name == "bin":
+            return Path(f.locate()).resolve().parent
+    pytest.fail("nnUNetv2_train not found")
 
 
 class _Parsed(Exception):
@@ -115,7 +127,7 @@ def test_readme_quickstart_runs_on_a_synthetic_release(tmp_path):
     lines = [substitute(line, release, nnunet) for line in quickstart_lines()]
     last = max(i for i, line in enumerate(lines) if line.startswith(LAST_RUN))
     run, parsed = lines[:last + 1], lines[last + 1:]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "nnUNet_n_proc_DA": "1",
+    env = {**os.environ, "PATH": os.pathsep.join([str(BIN), str(nnunet_bin()), os.environ["PATH"]]), "nnUNet_n_proc_DA": "1",
            "nnUNet_def_n_proc": "1", "OMP_NUM_THREADS": "1", "nnUNet_compile": "false"}
     env.pop("nnUNet_extTrainer", None)
     script = "set -euo pipefail\n" + "\n".join(run) + "\necho QUICKSTART_ENV_RAW=$nnUNet_raw\n"
