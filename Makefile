@@ -9,7 +9,7 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
 DEMO_DIR ?= demo_work
 
-.PHONY: install demo test test-fast bench gpu-check clean
+.PHONY: install demo test test-fast bench gpu-check docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -43,10 +43,14 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py
 
 # one command on a CUDA machine (<= 8 min, no internet): learning, step time, inference;
-# writes benchmarks/results/gpu_check.json and README's GPU table
+# writes benchmarks/results/gpu_check.json and its block in docs/benchmarks.md
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py
-	$(BIN)/python benchmarks/gpu_check.py --readme
+	$(BIN)/python benchmarks/gpu_check.py --docs
+
+# rewrite the generated tables of docs/ (benchmarks/results/*.json, the trainer classes)
+docs: $(STAMP)
+	$(BIN)/python benchmarks/tables.py
 
 clean:
 	rm -rf $(DEMO_DIR) build dist *.egg-info

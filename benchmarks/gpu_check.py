@@ -2,7 +2,7 @@
 
     python benchmarks/gpu_check.py                        # CUDA machine, <= 8 min on one H100/H200
     python benchmarks/gpu_check.py --device cpu --tiny    # the CPU dry run the test suite executes
-    python benchmarks/gpu_check.py --readme               # rewrite README's GPU table from the JSON
+    python benchmarks/gpu_check.py --docs                 # rewrite docs/benchmarks.md's GPU block from the JSON
 
 Needs nothing from the internet. Writes ``benchmarks/results/gpu_check.json`` (card, date, every
 figure) and prints a table. Three parts:
@@ -51,7 +51,9 @@ SAME_STEP_AS = {"nnUNetTrainerHecktorFocalPETAug_250epochs": RECOMMENDED,
                 "nnUNetTrainerHecktorFocalPETAug_500epochs": RECOMMENDED}
 PASS_GTVP, PASS_MARGIN = 0.70, 0.02
 STEP_TARGET = 1.05
-README_BEGIN, README_END = "<!-- gpu_check:begin -->", "<!-- gpu_check:end -->"
+#: the block of docs/benchmarks.md this script writes (``benchmarks/tables.py`` writes the same block)
+DOCS_BENCHMARKS = ROOT / "docs" / "benchmarks.md"
+BLOCK_BEGIN, BLOCK_END = "<!-- table:gpu_check:begin -->", "<!-- table:gpu_check:end -->"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -297,7 +299,7 @@ def inference(work: Path, a: argparse.Namespace) -> dict:
 
 # -- report --------------------------------------------------------------------------------------
 def markdown(r: dict) -> str:
-    """The README table of a gpu_check.json."""
+    """The docs/benchmarks.md block of a gpu_check.json."""
     f3 = "{:.3f}".format
     lines = [f"`benchmarks/gpu_check.py` on **{r['gpu']}** ({r['date']}, Python {r['python']}, torch {r['torch']}, "
              f"{r['cpus']} CPU cores); whole check {r['seconds']['total']:.0f} s.", ""]
@@ -335,16 +337,17 @@ def markdown(r: dict) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def update_readme(result: dict, readme: Path = ROOT / "README.md") -> None:
-    """Replace the text between the gpu_check markers of the README with :func:`markdown`."""
-    text = readme.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        raise ValueError(f"{readme} has no {README_BEGIN} ... {README_END} block")
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
+def update_docs(result: dict, doc: Path | None = None) -> None:
+    """Replace the text between the gpu_check markers of ``doc`` (docs/benchmarks.md) with :func:`markdown`."""
+    doc = DOCS_BENCHMARKS if doc is None else doc
+    text = doc.read_text()
+    if BLOCK_BEGIN not in text or BLOCK_END not in text:
+        raise ValueError(f"{doc} has no {BLOCK_BEGIN} ... {BLOCK_END} block")
+    head, rest = text.split(BLOCK_BEGIN, 1)
+    _, tail = rest.split(BLOCK_END, 1)
     from hecktor_nnunet.io.atomic_io import write_text
 
-    write_text(f"{head}{README_BEGIN}\n{markdown(result)}{README_END}{tail}", readme)
+    write_text(f"{head}{BLOCK_BEGIN}\n{markdown(result).rstrip()}\n{BLOCK_END}{tail}", doc)
 
 
 # -- main ----------------------------------------------------------------------------------------
@@ -361,7 +364,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--da-workers", type=int, default=None, help="DA processes for the step time (default 12)")
     ap.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--out", default=str(RESULT))
-    ap.add_argument("--readme", action="store_true", help="only rewrite README's GPU table from --out")
+    ap.add_argument("--docs", action="store_true", help="only rewrite docs/benchmarks.md's GPU block from --out")
+    ap.add_argument("--readme", action="store_true",
+                    help="deprecated alias of --docs (the GPU block moved from README.md to docs/benchmarks.md)")
     ap.add_argument("--step-worker", metavar="TRAINER", help=argparse.SUPPRESS)
     ap.add_argument("--predict-worker", metavar="RELEASE", help=argparse.SUPPRESS)
     ap.add_argument("--folds", nargs="+", default=["0"], help=argparse.SUPPRESS)
@@ -389,7 +394,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(r))
         return 0
     if a.readme:
-        update_readme(json.loads(Path(a.out).read_text()))
+        print("gpu_check.py: --readme is deprecated, use --docs (the GPU block is in docs/benchmarks.md now)",
+              file=sys.stderr)
+    if a.docs or a.readme:
+        update_docs(json.loads(Path(a.out).read_text()))
         return 0
     if a.build_timing_dataset:
         build_dataset(Path(a.work), TIMING_ID, a.timing_size, 3, folds=3, seed=5,

@@ -1,4 +1,4 @@
-"""``benchmarks/gpu_check.py``: its CPU dry run end to end (real nnU-Net training, step timing, prediction) and its README table."""
+"""``benchmarks/gpu_check.py``: its CPU dry run end to end (real nnU-Net training, step timing, prediction) and its block in docs/benchmarks.md."""
 
 from __future__ import annotations
 
@@ -57,24 +57,45 @@ def test_dry_run_learns_times_and_predicts_with_the_real_tools(dry_run):
     assert "| trainer | GTVp Dice |" in dry_run["stdout"] and "Dry run" in dry_run["stdout"]
 
 
-def test_readme_block_is_rewritten_from_the_json(tmp_path):
+_RESULT = {"gpu": "NVIDIA X", "date": "2026-01-01", "python": "3.12.3", "torch": "2.11", "cpus": 16,
+           "tiny": False, "seconds": {"total": 420.0},
+           "learning": {"iterations": 1000, "length": "10x100x5", "held_out_patients": ["A-001"] * 12,
+                        "trainers": {"nnUNetTrainer": {"gtvp_dice_mean": 0.75, "gtvn_dsc_agg": 0.1,
+                                                       "gtvn_f1_agg": 0.2}},
+                        "pass": {"gtvp_dice_ge_0.70": True}},
+           "step_time": None, "inference": None}
+
+
+def test_docs_block_is_rewritten_from_the_json(tmp_path):
     gpu_check = _module()
-    result = {"gpu": "NVIDIA X", "date": "2026-01-01", "python": "3.12.3", "torch": "2.11", "cpus": 16,
-              "tiny": False, "seconds": {"total": 420.0},
-              "learning": {"iterations": 1000, "length": "10x100x5", "held_out_patients": ["A-001"] * 12,
-                           "trainers": {"nnUNetTrainer": {"gtvp_dice_mean": 0.75, "gtvn_dsc_agg": 0.1,
-                                                          "gtvn_f1_agg": 0.2}},
-                           "pass": {"gtvp_dice_ge_0.70": True}},
-              "step_time": None, "inference": None}
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# t\nbefore\n{gpu_check.README_BEGIN}\nold table\n{gpu_check.README_END}\nafter\n")
-    gpu_check.update_readme(result, readme)
-    text = readme.read_text()
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"# t\nbefore\n{gpu_check.BLOCK_BEGIN}\nold table\n{gpu_check.BLOCK_END}\nafter\n")
+    gpu_check.update_docs(_RESULT, doc)
+    text = doc.read_text()
     assert "old table" not in text and text.startswith("# t\nbefore\n") and text.endswith("after\n")
     assert "**NVIDIA X** (2026-01-01" in text and "| `nnUNetTrainer` | 0.750 | 0.100 | 0.200 |" in text
-    readme.write_text("# no markers\n")
-    with pytest.raises(ValueError, match="no <!-- gpu_check:begin -->"):
-        gpu_check.update_readme(result, readme)
+    doc.write_text("# no markers\n")
+    with pytest.raises(ValueError, match="no <!-- table:gpu_check:begin -->"):
+        gpu_check.update_docs(_RESULT, doc)
+
+
+def test_the_shipped_docs_hold_the_block():
+    gpu_check = _module()
+    text = gpu_check.DOCS_BENCHMARKS.read_text()
+    assert gpu_check.BLOCK_BEGIN in text and gpu_check.BLOCK_END in text
+
+
+@pytest.mark.parametrize("option", ["--docs", "--readme"])
+def test_docs_option_and_its_deprecated_readme_alias(tmp_path, monkeypatch, capsys, option):
+    gpu_check = _module()
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"{gpu_check.BLOCK_BEGIN}\nold\n{gpu_check.BLOCK_END}\n")
+    result = tmp_path / "gpu_check.json"
+    result.write_text(json.dumps(_RESULT))
+    monkeypatch.setattr(gpu_check, "DOCS_BENCHMARKS", doc)
+    assert gpu_check.main([option, "--out", str(result)]) == 0
+    assert "**NVIDIA X**" in doc.read_text()
+    assert ("deprecated" in capsys.readouterr().err) == (option == "--readme")
 
 
 def test_without_a_gpu_the_real_check_says_how_to_dry_run(tmp_path):
