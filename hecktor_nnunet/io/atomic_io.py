@@ -1,6 +1,6 @@
 """Atomic, verified writes: every output goes to a temporary file in its folder, is checked, then renamed.
 
-What this module guarantees (see the README, "Never losing anything"):
+What this module guarantees (see docs/reference/robustness.md):
 
 - A file under its final name was written completely: text and tables by Python (which raises on a
   short write), images by SimpleITK and then checked

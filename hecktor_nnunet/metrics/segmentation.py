@@ -1,6 +1,6 @@
 """Task 1 segmentation metrics on numpy label maps: Dice, volumes, HD95, lesion detection, ranking.
 
-Conventions (also in the README, "Evaluation"):
+Conventions (also in docs/reference/metrics.md):
 
 - Arrays are ``(z, y, x)`` as returned by ``sitk.GetArrayFromImage``; ``spacing`` is given in
   the same axis order, in mm (``image.GetSpacing()[::-1]``).
