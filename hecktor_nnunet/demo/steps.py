@@ -175,7 +175,9 @@ def _prognosis(r: DemoRun) -> None:
         inputs = ["--features", features] if features else []
         for task in ("rfs", "hpv"):
             out = r.paths.prognosis_of(source) / task
-            common = [*(inputs or ["--no-radiomics"]), "--clinical", r.paths.train_clinical, "--seed", s.seed, "--bootstrap", s.n_boot]
+            selection = ["--k-features", s.k_features] if features else ["--no-radiomics"]
+            common = [*inputs, *selection, "--clinical", r.paths.train_clinical, "--seed", s.seed,
+                      "--bootstrap", s.n_boot]
             if source == "predicted":  # the cross-validation report of the model the demo is about
                 r.command("hecktor-prognosis", *quiet, "cv", task, *common, "-o", out / "cv", "--repeats", 1,
                           "--folds", s.prognosis_folds, log_name="prognosis", quiet_flag=None)
