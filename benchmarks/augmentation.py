@@ -55,7 +55,7 @@ def build_dataset(work: Path, size: str, cases: int, spacing: float | None = Non
     """Synthetic release -> converted -> planned + preprocessed (3d_fullres); returns the dataset name."""
     from hecktor_nnunet.dataset_conversion.convert import convert_release
     from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     env = nnunet_env(work)
     name = f"Dataset{DATASET_ID}_Bench"

@@ -100,7 +100,7 @@ def main() -> None:
     a = ap.parse_args()
     from hecktor_nnunet.io.atomic_io import write_json
     from hecktor_nnunet.io.release import read_release
-    from hecktor_nnunet.synth import generate_release
+    from hecktor_nnunet.demo.synth import generate_release
 
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:

@@ -1,6 +1,6 @@
 """Training time of each prognosis model on a 700-patient synthetic table.
 
-The table is :func:`hecktor_nnunet.prognosis.simulate.simulate_tables` (planted outcomes of the
+The table is :func:`hecktor_nnunet.demo.simulate.simulate_tables` (planted outcomes of the
 synthetic release) widened to about the size of a real radiomics table (``--columns``, default 800).
 Each fit is the full :class:`~hecktor_nnunet.prognosis.models.PrognosisModel` fit: feature
 selection, inner 3-fold grid search, final fit (one thread).
@@ -24,7 +24,7 @@ from hecktor_nnunet.io.atomic_io import write_json
 from hecktor_nnunet.io.clinical import normalise_table
 from hecktor_nnunet.prognosis.features import model_inputs, targets
 from hecktor_nnunet.prognosis.models import GRIDS, PrognosisModel
-from hecktor_nnunet.prognosis.simulate import simulate_tables
+from hecktor_nnunet.demo.simulate import simulate_tables
 
 
 def main(argv: list[str] | None = None) -> int:

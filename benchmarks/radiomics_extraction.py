@@ -40,7 +40,7 @@ from hecktor_nnunet.io.geometry import Grid, IndexBox, bounding_box, crop, resam
 from hecktor_nnunet.prognosis.radiomics import (DEFAULT_PARAMS, MODALITIES, REGION_LABELS, extract_features,
                                                 radiomics_extractor)
 from hecktor_nnunet.io.release import read_release
-from hecktor_nnunet.synth import generate_release
+from hecktor_nnunet.demo.synth import generate_release
 
 COHORT = 1123
 
