@@ -38,11 +38,11 @@ TRAINER = "nnUNetTrainerHecktorTinyCPUDebug"
 @contextlib.contextmanager
 def stage_timers(stages: dict[str, float]):
     """Time the stages of ``predict`` by wrapping the functions it calls (this script only)."""
-    import hecktor_nnunet.dataset_conversion.convert as convert
+    import hecktor_nnunet.dataset_conversion.cases as cases
     import hecktor_nnunet.dataset_conversion.restore as restore
     import hecktor_nnunet.inference.predict as hp
 
-    targets = [(hp, "run_nnunet", "nnunet_s"), (convert, "convert_images", "conversion_s"),
+    targets = [(hp, "run_nnunet", "nnunet_s"), (cases, "convert_images", "conversion_s"),
                (hp, "postprocess_folder", "restore_s"), (restore, "restore_predictions", "restore_s")]
     originals = [(mod, name, getattr(mod, name)) for mod, name, _ in targets]
 
