@@ -10,7 +10,6 @@ time) of the case's inputs and outputs; a resumed run redoes the case when any o
 from __future__ import annotations
 
 import json
-import json
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path

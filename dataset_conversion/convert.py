@@ -12,11 +12,10 @@ time) of the case's inputs and outputs; a resumed run redoes the case when any o
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from hecktor_nnunet.io.atomic_io import write_json
+from hecktor_nnunet.io.atomic_io import file_stamp, write_json
 from hecktor_nnunet.io.checks import label_values_outside
 from hecktor_nnunet.io.geometry import Grid, IndexBox, bounding_box, crop, overlap_box, resample, uncrop
 from hecktor_nnunet.io.problems import ERROR, WARNING, Problem
@@ -254,8 +253,7 @@ class _RegionInputs:
 
 
 def _file_stamp(path: str) -> dict[str, Any]:
-    st = os.stat(path)
-    return {"path": str(Path(path).resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return {"path": str(Path(path).resolve()), **file_stamp(path)}
 
 
 def _inputs_stamp(job: PatientJob) -> dict[str, Any]:

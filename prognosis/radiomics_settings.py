@@ -11,7 +11,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib.resources import files
 from pathlib import Path
 from typing import Sequence
@@ -76,9 +76,9 @@ class ExtractionSettings:
         """The loaded params file of ``modality`` (``"PET"`` or ``"CT"``)."""
         return _load_yaml(self.params_pet if modality == "PET" else self.params_ct)
 
-    @property
+    @cached_property
     def params_hash(self) -> str:
-        """SHA-256 (16 hex digits) of the loaded params files and the region settings."""
+        """SHA-256 (16 hex digits) of the params files and the region settings (read once per settings object)."""
         key = {"PET": self.params("PET"), "CT": self.params("CT"), "regions": list(self.regions),
                "shell_mm": self.shell_mm, "min_volume_ml": self.min_volume_ml, "format": FORMAT_VERSION}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]

@@ -13,6 +13,11 @@ IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".nrrd")
 _ID_RE = re.compile(r"^([A-Za-z]+)[-_](\w+?)$")
 
 
+def is_image_file(path: Path) -> bool:
+    """A visible file with an image suffix (``.nii.gz``, ``.nii``, ``.mha``, ``.nrrd``)."""
+    return path.is_file() and path.name.endswith(IMAGE_SUFFIXES) and not path.name.startswith(".")
+
+
 def normalise_id(raw: str) -> str:
     """``CHUM_001`` / ``CHUM-001`` -> ``CHUM-001``; anything else is returned stripped."""
     raw = raw.strip()

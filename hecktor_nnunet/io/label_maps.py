@@ -14,7 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hecktor_nnunet.io.checks import VALID_LABELS, label_values_outside
-from hecktor_nnunet.io.ids import IMAGE_SUFFIXES, split_image_name
+from hecktor_nnunet.io.ids import is_image_file, split_image_name
 from hecktor_nnunet.io.problems import CaseError, Problem, ProblemsError
 from hecktor_nnunet.io.release import read_release
 
@@ -41,7 +41,7 @@ def find_label_maps(folder: str | Path, what: str = "prediction") -> dict[str, P
     found: dict[str, Path] = {}
     problems = []
     for p in sorted(folder.iterdir()):
-        if not p.is_file() or p.name.startswith(".") or not p.name.endswith(IMAGE_SUFFIXES):
+        if not is_image_file(p):
             continue
         pid, key = split_image_name(p)
         if not pid or key is not None:

@@ -29,7 +29,7 @@ from typing import Callable
 import pandas as pd
 
 from hecktor_nnunet.io.clinical import read_clinical_tables
-from hecktor_nnunet.io.ids import IMAGE_SUFFIXES, centre_of, split_image_name
+from hecktor_nnunet.io.ids import centre_of, is_image_file, split_image_name
 from hecktor_nnunet.io.problems import ERROR, Problem
 
 log = logging.getLogger(__name__)
@@ -85,10 +85,6 @@ class Release:
         raise KeyError(f"patient {patient_id} is not in the release at {self.root}")
 
 
-def _is_image(path: Path) -> bool:
-    return path.is_file() and path.name.endswith(IMAGE_SUFFIXES) and not path.name.startswith(".")
-
-
 def _task_dirs(root: Path) -> dict[str, Path]:
     out = {}
     for d in sorted(root.iterdir()):
@@ -110,7 +106,7 @@ def detect_layout(root: Path) -> str:
     for base in (root, root / "input"):
         if (base / "images" / "ct").is_dir() or (base / "images" / "pet").is_dir():
             return "grand-challenge"
-    if any(True for p in root.rglob("*__CT*") if _is_image(p)) or any(_is_image(p) for p in root.iterdir()):
+    if any(True for p in root.rglob("*__CT*") if is_image_file(p)) or any(is_image_file(p) for p in root.iterdir()):
         return "flat"  # <ID>__CT/__PT files, or a plain folder of <ID>.nii.gz label maps
     raise ValueError(
         f"{root} does not look like a HECKTOR release: expected 'Task 1/' folders (2025), "
@@ -160,7 +156,7 @@ def _read_2025(root: Path) -> tuple[list[Case], list[Problem], list[Path]]:
     csvs: list[Path] = []
     for task, tdir in _task_dirs(root).items():
         for p in sorted(tdir.rglob("*")):
-            if _is_image(p):
+            if is_image_file(p):
                 col.add(p, task)
             elif p.suffix.lower() == ".csv":
                 csvs.append(p)
@@ -172,11 +168,11 @@ def _read_2022(root: Path) -> tuple[list[Case], list[Problem], list[Path]]:
     col = _Collector()
     for sub in ("imagesTr", "imagesTs"):
         for p in sorted((root / sub).glob("*")) if (root / sub).is_dir() else []:
-            if _is_image(p):
+            if is_image_file(p):
                 col.add(p)
     for sub in ("labelsTr", "labelsTs"):
         for p in sorted((root / sub).glob("*")) if (root / sub).is_dir() else []:
-            if _is_image(p):
+            if is_image_file(p):
                 col.add(p, label_only=True)
     return list(col.cases.values()), col.problems, sorted(root.rglob("*.csv"))
 
@@ -184,15 +180,15 @@ def _read_2022(root: Path) -> tuple[list[Case], list[Problem], list[Path]]:
 def _read_flat(root: Path) -> tuple[list[Case], list[Problem], list[Path]]:
     col = _Collector()
     for p in sorted(root.rglob("*")):
-        if _is_image(p):
+        if is_image_file(p):
             col.add(p)
     return list(col.cases.values()), col.problems, sorted(root.glob("*.csv"))
 
 
 def _read_grand_challenge(root: Path) -> tuple[list[Case], list[Problem], list[Path]]:
     base = root / "input" if (root / "input" / "images").is_dir() else root
-    cts = sorted(p for p in (base / "images" / "ct").glob("*") if _is_image(p))
-    pets = sorted(p for p in (base / "images" / "pet").glob("*") if _is_image(p))
+    cts = sorted(p for p in (base / "images" / "ct").glob("*") if is_image_file(p))
+    pets = sorted(p for p in (base / "images" / "pet").glob("*") if is_image_file(p))
     problems: list[Problem] = []
     stem = lambda p: split_image_name(p)[0]  # noqa: E731
     if {stem(p) for p in cts} == {stem(p) for p in pets}:
