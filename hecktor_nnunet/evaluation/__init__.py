@@ -5,13 +5,29 @@ figure), ``plots`` (the figures); the metric definitions are in :mod:`hecktor_nn
 The Python entry points are importable from here.
 """
 
-from hecktor_nnunet.evaluation.common import EvaluationError
-from hecktor_nnunet.evaluation.outcomes import (RFS_HORIZONS_DAYS, TRUTH_RULES, evaluate_hpv, evaluate_rfs,
-                                                format_outcome, read_predictions)
-from hecktor_nnunet.evaluation.segmentation import (evaluate_segmentation, format_seg_summary, format_segmentation,
-                                                    seg_conventions, seg_core_metrics, seg_summary)
-from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS, SEG_METRICS
+from __future__ import annotations
 
-__all__ = ["EvaluationError", "OUTCOME_TASKS", "RFS_HORIZONS_DAYS", "SEG_METRICS", "TRUTH_RULES", "evaluate_hpv",
-           "evaluate_rfs", "evaluate_segmentation", "format_outcome", "format_seg_summary", "format_segmentation",
-           "read_predictions", "seg_conventions", "seg_core_metrics", "seg_summary"]
+import importlib
+
+# Each name is imported from its module on first use: importing ``evaluation.tasks`` (constants read by
+# the prognosis CLI and the report) must not load the scoring modules, pandas and matplotlib.
+_HOMES = {
+    "hecktor_nnunet.evaluation.common": ("EvaluationError",),
+    "hecktor_nnunet.evaluation.outcomes": ("RFS_HORIZONS_DAYS", "TRUTH_RULES", "evaluate_hpv", "evaluate_rfs",
+                                           "format_outcome", "read_predictions"),
+    "hecktor_nnunet.evaluation.segmentation": ("evaluate_segmentation", "format_seg_summary", "format_segmentation",
+                                               "seg_conventions", "seg_core_metrics", "seg_summary"),
+    "hecktor_nnunet.evaluation.tasks": ("OUTCOME_TASKS", "SEG_METRICS"),
+}
+_WHERE = {name: module for module, names in _HOMES.items() for name in names}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name in _WHERE:
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_WHERE])
