@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hecktor_nnunet.evaluation.tasks import SEG_METRICS
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS, SEG_METRICS
 from hecktor_nnunet.io.atomic_io import json_safe
 from hecktor_nnunet.reporting.figures import learning_curve, overlay_section
 from hecktor_nnunet.reporting.inputs import ReportError, ReportInputs
@@ -136,13 +136,13 @@ def outcome_section(eval_dir: Path, task: str) -> tuple[dict, dict[str, bytes]]:
     s = _read_json(path)
     if task == "rfs":
         keys = ("c_index", "c_index_ci", "uno_c", "td_auc", "logrank_p", "n_patients", "n_events")
-        fig_name, fig_file = "rfs_km", "km_risk_groups.png"
+        fig_name = "rfs_km"
     else:
         keys = ("balanced_accuracy", "balanced_accuracy_ci", "sensitivity", "specificity", "auc", "auc_ci",
                 "n_patients", "n_positive")
-        fig_name, fig_file = "hpv_roc", "roc.png"
+        fig_name = "hpv_roc"
     section = {"folder": str(eval_dir), **{k: s.get(k) for k in keys}, "per_centre": s.get("per_centre", {})}
-    png = _png(eval_dir / fig_file)
+    png = _png(eval_dir / OUTCOME_TASKS[task].figure)
     return section, ({fig_name: png} if png else {})
 
 
@@ -158,11 +158,11 @@ def prognosis_section(prognosis_dir: Path, top: int = 15) -> tuple[dict, dict[st
     prognosis_dir = Path(prognosis_dir)
     out: dict[str, Any] = {"folder": str(prognosis_dir)}
     figures: dict[str, bytes] = {}
-    for task in ("rfs", "hpv"):
+    for task, spec in OUTCOME_TASKS.items():
         model, cv = _model_and_cv(prognosis_dir / task)
         if model is None and cv is None:
             continue
-        key = "c_index" if task == "rfs" else "balanced_accuracy"
+        key = spec.metric
         entry: dict[str, Any] = {}
         if cv is not None:
             r = _read_json(cv / "cv_report.json")
@@ -171,7 +171,7 @@ def prognosis_section(prognosis_dir: Path, top: int = 15) -> tuple[dict, dict[st
                                                   "use_radiomics")}
             entry["cv"]["folder"] = str(cv)
             entry["cv"]["per_centre"] = r.get("per_centre", {})
-            png = _png(cv / ("km_risk_groups.png" if task == "rfs" else "roc.png"))
+            png = _png(cv / spec.figure)
             if png:
                 figures[f"{task}_cv_plot"] = png
         if model is not None:
@@ -188,7 +188,7 @@ def prognosis_section(prognosis_dir: Path, top: int = 15) -> tuple[dict, dict[st
             if png:
                 figures[f"{task}_importance"] = png
         out[task] = entry
-    if not any(t in out for t in ("rfs", "hpv")):
+    if not any(t in out for t in OUTCOME_TASKS):
         raise ReportError(f"{prognosis_dir} holds no rfs/ or hpv/ model folder (prognosis.json) or cv_report.json")
     return out, figures
 
@@ -228,7 +228,7 @@ def recorded_versions(data: dict) -> dict[str, dict]:
     if data.get("radiomics"):
         recorded["radiomics"] = data["radiomics"]["versions"]
     prog = data.get("prognosis")
-    for task in ("rfs", "hpv"):
+    for task in OUTCOME_TASKS:
         if prog and "model" in prog.get(task, {}):
             recorded[f"prognosis_{task}"] = prog[task]["model"]["versions"]
     return recorded

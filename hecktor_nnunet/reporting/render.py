@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from hecktor_nnunet.evaluation.tasks import SEG_METRICS
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS, SEG_METRICS
 from hecktor_nnunet.io.atomic_io import write_json, write_text
 from hecktor_nnunet.reporting.collect import PER_PATIENT_COLUMNS, collect_report
 from hecktor_nnunet.reporting.inputs import ReportInputs
@@ -74,7 +74,7 @@ def render_html(data: dict, figures: dict[str, bytes]) -> str:
     """The self-contained HTML page of a report (figures inlined as base64 PNG data URIs)."""
     page = environment().get_template(TEMPLATE).render(
         data=data, figures=figures, seg_metrics=list(SEG_METRICS), per_patient_columns=list(PER_PATIENT_COLUMNS),
-        source_titles=SOURCE_TITLES)
+        source_titles=SOURCE_TITLES, outcome_tasks=OUTCOME_TASKS)
     return page + "\n"
 
 
