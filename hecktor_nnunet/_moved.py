@@ -28,7 +28,7 @@ MOVED: dict[str, tuple[str, ...]] = {
     "hecktor_nnunet.training.postprocessing": ("hecktor_nnunet.inference.postprocessing",),
     "hecktor_nnunet.report": ("hecktor_nnunet.reporting.collect", "hecktor_nnunet.reporting.figures",
                               "hecktor_nnunet.reporting.render", "hecktor_nnunet.reporting.inputs"),
-    "hecktor_nnunet.synth": ("hecktor_nnunet.demo.synth",),
+    "hecktor_nnunet.synth": ("hecktor_nnunet.demo.synth", "hecktor_nnunet.demo.phantom"),
     "hecktor_nnunet.prognosis.simulate": ("hecktor_nnunet.demo.simulate",),
 }
 #: old ``module.name`` -> new ``module.name``, for names that changed as they moved

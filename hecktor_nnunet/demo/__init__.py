@@ -33,12 +33,11 @@ _HOMES = {
     "hecktor_nnunet.demo.marks": ("PASS_MARKS", "NOT_A_MODEL", "pass_marks"),
     "hecktor_nnunet.demo.steps": ("Step", "STEPS", "STEP_NAMES", "heldout_split", "prognosis_split",
                                   "write_demo_params", "prognosis_comparison"),
-    "hecktor_nnunet.demo.runner": ("console_script", "DemoRun", "run_demo", "summary_text", "_remove",
-                                   "_check_settings"),
+    "hecktor_nnunet.demo.runner": ("console_script", "DemoRun", "run_demo", "summary_text"),
     "hecktor_nnunet.reporting.demo_folder": ("recorded_commands", "demo_report_inputs"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
-__all__ = [name for name in _WHERE if not name.startswith("_")]
+__all__ = list(_WHERE)
 
 
 def __getattr__(name: str):

@@ -14,7 +14,6 @@ compare a learned model with the best achievable C-index. Deterministic given ``
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Iterable
 
@@ -22,13 +21,10 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hecktor_nnunet.demo.phantom import (CENTRES, GTVN_ML, GTVN_SUV, GTVP_ML, GTVP_SUV_MEDIAN, SIZES,  # noqa: F401
-                                         Patient, SizeSpec, clinical_row, draw_outcomes, draw_patient,
-                                         image_on_grid, render_patient)
+from hecktor_nnunet.demo.phantom import (CENTRES, SIZES, Patient, SizeSpec, clinical_row, draw_outcomes,
+                                         draw_patient, image_on_grid, render_patient)
 from hecktor_nnunet.io.atomic_io import write_table
 from hecktor_nnunet.io.image_files import write_image
-
-log = logging.getLogger(__name__)
 
 BAD_KINDS = ("pet_bqml", "empty_gtvn", "label_3", "missing_pet", "label_grid", "nan_ct", "no_overlap")
 F18_HALF_LIFE_MIN = 109.77
