@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import os
 import platform
@@ -186,11 +187,11 @@ def _last_pseudo_dice(fold_dir: Path) -> list[float] | None:
 # -- part 2: step time ---------------------------------------------------------------------------
 def step_trainers(tiny: bool = False) -> list[str]:
     """Stock and every GPU-worthy HECKTOR trainer (the dry run: stock and the recommended one)."""
-    from hecktor_nnunet.training.registry import TRAINERS
+    from hecktor_nnunet.training.registry import trainers
 
     if tiny:
         return ["nnUNetTrainer", RECOMMENDED]
-    return ["nnUNetTrainer"] + [t.name for t in TRAINERS if t.axis not in ("debug", "demo")
+    return ["nnUNetTrainer"] + [t.name for t in trainers() if t.axis not in ("debug", "demo")
                                 and t.name not in SAME_STEP_AS]
 
 
@@ -343,11 +344,12 @@ def update_docs(result: dict, doc: Path | None = None) -> None:
     text = doc.read_text()
     if BLOCK_BEGIN not in text or BLOCK_END not in text:
         raise ValueError(f"{doc} has no {BLOCK_BEGIN} ... {BLOCK_END} block")
-    head, rest = text.split(BLOCK_BEGIN, 1)
-    _, tail = rest.split(BLOCK_END, 1)
+    spec = importlib.util.spec_from_file_location("tables", ROOT / "benchmarks" / "tables.py")
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
     from hecktor_nnunet.io.atomic_io import write_text
 
-    write_text(f"{head}{BLOCK_BEGIN}\n{markdown(result).rstrip()}\n{BLOCK_END}{tail}", doc)
+    write_text(tables.render(text, {"gpu_check": markdown(result)}), doc)
 
 
 # -- main ----------------------------------------------------------------------------------------

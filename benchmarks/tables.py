@@ -21,10 +21,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import os
 import re
 import sys
-import tempfile
 from pathlib import Path
 from typing import Callable
 
@@ -238,19 +236,6 @@ def render(text: str, tables: dict[str, str]) -> str:
     return BLOCK.sub(fill, text)
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def update(docs: Path = DOCS, check: bool = False) -> list[str]:
     """Rewrite (or with ``check``, only compare) every generated table; return the problems found.
 
@@ -266,14 +251,15 @@ def update(docs: Path = DOCS, check: bool = False) -> list[str]:
             placed.add(name)
             if name not in tables:
                 problems.append(f"{rel}: unknown table {name!r}")
-            elif m["body"].rstrip("\n") != tables[name].rstrip():
+            elif check and m["body"].rstrip("\n") != tables[name].rstrip():
                 problems.append(f"{rel}: table {name!r} is stale")
-        new = render(text, tables)
-        if new != text and not check:
-            write_atomic(path, new)
+        if not check:
+            from hecktor_nnunet.io.atomic_io import write_text
+
+            new = render(text, tables)
+            if new != text:
+                write_text(new, path)
     problems += [f"table {name!r} is placed in no file under {docs.name}/" for name in tables if name not in placed]
-    if not check:
-        problems = [p for p in problems if "is stale" not in p]
     return problems
 
 

@@ -96,8 +96,3 @@ def format_table(markdown: bool = False) -> str:
     width = max(len(t.name) for t in rows)
     return "\n".join(f"{t.name:<{width}}  [{t.axis}] {t.what}; why: {t.why}" for t in rows)
 
-
-def __getattr__(name: str):
-    if name == "TRAINERS":  # the table as a constant, built on first use
-        return trainers()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from hecktor_nnunet.training.base_trainer import HecktorTrainer
-from hecktor_nnunet.training.registry import (DEMO_TRAINER, RECOMMENDED, TINY_TRAINER, TRAINERS, TRAINERS_DIR,
-                                              describe, format_table, trainer_classes, trainer_names)
+from hecktor_nnunet.training.registry import (DEMO_TRAINER, RECOMMENDED, TINY_TRAINER, TRAINERS_DIR,
+                                              describe, format_table, trainer_classes, trainer_names, trainers)
 
 ALL = trainer_names()
 
@@ -33,7 +33,7 @@ def test_registry_is_read_from_the_trainer_classes():
     assert len(ALL) == len(set(ALL))
     assert RECOMMENDED in ALL and TINY_TRAINER in ALL and DEMO_TRAINER in ALL
     assert all(n.startswith("nnUNetTrainerHecktor") for n in ALL)
-    for cls, info in zip(trainer_classes(), TRAINERS):
+    for cls, info in zip(trainer_classes(), trainers()):
         assert cls.__name__ == info.name
         assert all(cls.__dict__.get(k) for k in ("axis", "what", "why")), cls  # said in its own body
         assert info.what and info.why and "{" not in info.what and cls.__doc__
