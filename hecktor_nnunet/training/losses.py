@@ -43,18 +43,17 @@ class FocalLoss(nn.Module):
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.regions:
-            t = target.to(logits.dtype)
-            log_pt = -nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none")
+            log_pt = -nn.functional.binary_cross_entropy_with_logits(logits, target.to(logits.dtype), reduction="none")
         else:
-            log_p = torch.log_softmax(logits, dim=1)
-            log_pt = log_p.gather(1, target.long())
+            t = target.long()
+            log_pt = torch.log_softmax(logits, dim=1).gather(1, t)
         loss = -(1.0 - log_pt.exp()).pow(self.gamma) * log_pt
         if self.alpha is not None:
             if self.alpha.numel() != logits.shape[1]:
                 raise ValueError(f"focal alpha has {self.alpha.numel()} weights for {logits.shape[1]} output channels")
-            shape = (1, -1) + (1,) * (logits.ndim - 2)
-            alpha = self.alpha.to(logits.dtype).view(shape)
-            loss = loss * (alpha.expand_as(loss) if self.regions else alpha.expand(logits.shape).gather(1, target.long()))
+            alpha = self.alpha.to(logits.dtype)
+            # regions: one weight per channel (broadcast); labels: the weight of each voxel's class
+            loss = loss * (alpha.view((1, -1) + (1,) * (logits.ndim - 2)) if self.regions else alpha[t])
         return loss.mean()
 
 
