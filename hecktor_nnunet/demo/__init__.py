@@ -23,7 +23,7 @@ predicted masks, from the true masks (written outside the release by ``hecktor-s
 
 from __future__ import annotations
 
-import importlib
+from hecktor_nnunet._lazy import lazy_exports
 
 # Each name is imported from its module on first use, so that reading a demo folder (hecktor-report
 # --workdir: settings, marks, step order) never loads the step runner.
@@ -36,15 +36,4 @@ _HOMES = {
     "hecktor_nnunet.demo.runner": ("console_script", "DemoRun", "run_demo", "summary_text"),
     "hecktor_nnunet.reporting.demo_folder": ("recorded_commands", "demo_report_inputs"),
 }
-_WHERE = {name: module for module, names in _HOMES.items() for name in names}
-__all__ = list(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -7,7 +7,7 @@ The Python entry points are importable from here.
 
 from __future__ import annotations
 
-import importlib
+from hecktor_nnunet._lazy import lazy_exports
 
 # Each name is imported from its module on first use: importing ``evaluation.tasks`` (constants read by
 # the prognosis CLI and the report) must not load the scoring modules, pandas and matplotlib.
@@ -19,15 +19,4 @@ _HOMES = {
                                                "seg_conventions", "seg_core_metrics", "seg_summary"),
     "hecktor_nnunet.evaluation.tasks": ("OUTCOME_TASKS", "SEG_METRICS"),
 }
-_WHERE = {name: module for module, names in _HOMES.items() for name in names}
-__all__ = sorted(_WHERE)
-
-
-def __getattr__(name: str):
-    if name in _WHERE:
-        return getattr(importlib.import_module(_WHERE[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *_WHERE])
+__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)
