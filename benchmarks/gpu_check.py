@@ -14,14 +14,17 @@ figure) and prints a table. Three parts:
    (``--length``), concurrently on the one GPU; nnU-Net's own validation predictions of fold 0's 12
    held-out patients are restored onto their CT grids (``hecktor-restore``) and scored by
    ``hecktor-evaluate seg``. Pass marks: HECKTOR GTVp Dice >= 0.70 and >= stock - 0.02.
-2. **Step time.** A ``realistic`` dataset (512 x 512 x 150 CT) is planned; every HECKTOR trainer and
+2. **Inference.** ``hecktor-predict``'s work (``hecktor_nnunet.inference.predict.predict``) on one realistic case,
+   1 fold and 5 folds (copies of one checkpoint), test-time mirroring on and off: seconds (nnU-Net's
+   part and the rest) and peak GPU memory, to set against the challenge's limits (T4 16 GB, 10 min).
+3. **Step time.** A ``realistic`` dataset (512 x 512 x 150 CT) is planned; every HECKTOR trainer and
    stock run nnU-Net's ``train_step`` on batches from their real training loaders, each trainer in its
    own process (creating several trainers in one process races nnU-Net's trainer lookup), after
    ``--warmup`` iterations, with ``nnUNet_compile`` off for all and on for stock and the recommended
    trainer. Target: <= 1.05x stock.
-3. **Inference.** ``hecktor-predict``'s work (``hecktor_nnunet.inference.predict.predict``) on one realistic case,
-   1 fold and 5 folds (copies of one checkpoint), test-time mirroring on and off: seconds (nnU-Net's
-   part and the rest) and peak GPU memory, to set against the challenge's limits (T4 16 GB, 10 min).
+
+Each finished part is written to the JSON at once, so a run stopped from outside keeps it;
+``--budget-s`` starts no step-time trainer after that many seconds and lists the rest as skipped.
 """
 
 from __future__ import annotations
@@ -223,12 +226,19 @@ def step_worker(trainer: str, dataset_id: int, device: str, warmup: int, iters: 
             "patch_size": list(t.configuration_manager.patch_size), "batch_size": t.batch_size}
 
 
-def step_time(work: Path, a: argparse.Namespace) -> dict:
+def step_time(work: Path, a: argparse.Namespace, save=lambda part: None, deadline: float = float("inf")) -> dict:
+    """Step time of every trainer vs stock; ``save(part)`` after each row; trainers not started by
+    ``deadline`` (a ``time.perf_counter()`` value) are listed as skipped instead of timed."""
     runs = [(tr, False) for tr in step_trainers(a.tiny)]
     if a.device == "cuda":
         runs += [("nnUNetTrainer", True), (RECOMMENDED, True)]
     rows = []
+    part = {"dataset": "realistic" if not a.tiny else "tiny", "warmup": a.warmup, "iters": a.iters,
+            "da_workers": a.da_workers, "target_ratio": STEP_TARGET, "results": rows, "skipped": []}
     for trainer, compiled in runs:
+        if time.perf_counter() > deadline:
+            part["skipped"].append({"trainer": trainer, "compile": compiled, "why": "--budget-s reached"})
+            continue
         env = _env(work, nnUNet_compile="true" if compiled else "false",
                    nnUNet_n_proc_DA=str(a.da_workers), nnUNet_results=str(work / "results_step"))
         if a.tiny:
@@ -236,13 +246,12 @@ def step_time(work: Path, a: argparse.Namespace) -> dict:
         r = _worker(["--step-worker", trainer, "--device", a.device, "--warmup", str(a.warmup),
                      "--iters", str(a.iters)], env, work / "logs" / f"step_{trainer}_{int(compiled)}.log")
         r["compile"] = compiled
+        stock = next((s for s in rows + [r] if s["trainer"] == "nnUNetTrainer" and s["compile"] == compiled), None)
+        r["ratio_to_stock"] = r["s_per_iter"] / stock["s_per_iter"] if stock else None
         rows.append(r)
+        save(part)
         print(f"  step {trainer:<48} compile={compiled!s:<5} {r['s_per_iter']:.3f} s/it", flush=True)
-    for r in rows:
-        stock = next(s for s in rows if s["trainer"] == "nnUNetTrainer" and s["compile"] == r["compile"])
-        r["ratio_to_stock"] = r["s_per_iter"] / stock["s_per_iter"]
-    return {"dataset": "realistic" if not a.tiny else "tiny", "warmup": a.warmup, "iters": a.iters,
-            "da_workers": a.da_workers, "target_ratio": STEP_TARGET, "results": rows}
+    return part
 
 
 # -- part 3: inference ---------------------------------------------------------------------------
@@ -323,8 +332,12 @@ def markdown(r: dict) -> str:
                   "| trainer | compile | s/iteration | x stock | peak GiB | network |", "|---|---|---|---|---|---|"]
         for x in st["results"]:
             peak = "" if x["peak_gib"] is None else f"{x['peak_gib']:.1f}"
+            ratio = "" if x["ratio_to_stock"] is None else f"{x['ratio_to_stock']:.2f}"
             lines.append(f"| `{x['trainer']}` | {'on' if x['compile'] else 'off'} | {f3(x['s_per_iter'])} | "
-                         f"{x['ratio_to_stock']:.2f} | {peak} | {x['network']} |")
+                         f"{ratio} | {peak} | {x['network']} |")
+        if st.get("skipped"):
+            lines += ["", "Not timed (the run's `--budget-s` was spent): " + ", ".join(
+                f"`{x['trainer']}`" + (" (compiled)" if x["compile"] else "") for x in st["skipped"]) + "."]
         lines.append("")
     inf = r.get("inference")
     if inf:
@@ -364,6 +377,8 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--warmup", type=int, default=None, help="warm-up iterations per trainer (default 20)")
     ap.add_argument("--iters", type=int, default=None, help="timed iterations per trainer (default 30)")
     ap.add_argument("--da-workers", type=int, default=None, help="DA processes for the step time (default 12)")
+    ap.add_argument("--budget-s", type=float, default=None,
+                    help="start no step-time trainer after this many seconds of the whole check (default: no limit)")
     ap.add_argument("--work", default=None, help="working folder (default: a temporary one)")
     ap.add_argument("--out", default=str(RESULT))
     ap.add_argument("--docs", action="store_true", help="only rewrite docs/benchmarks.md's GPU block from --out")
@@ -422,6 +437,13 @@ def main(argv: list[str] | None = None) -> int:
     work_ctx = tempfile.TemporaryDirectory(prefix="gpu_check_") if a.work is None else None
     work = Path(a.work) if a.work else Path(work_ctx.name)
     work.mkdir(parents=True, exist_ok=True)
+
+    def save(**parts) -> None:
+        """Write what is measured so far: a run stopped from outside keeps its finished parts."""
+        result.update(parts)
+        result["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
+        write_json(result, a.out)
+
     try:
         t0 = time.perf_counter()
         n_learn = 12 if a.tiny else 48
@@ -439,6 +461,7 @@ def main(argv: list[str] | None = None) -> int:
             t1 = time.perf_counter()
             result["learning"] = learning(work, a)
             result["seconds"]["learning"] = round(time.perf_counter() - t1, 1)
+            save()
             for name, m in result["learning"]["trainers"].items():
                 print(f"  learned {name:<46} GTVp {m['gtvp_dice_mean']:.3f}  GTVn DSCagg {m['gtvn_dsc_agg']:.3f}  "
                       f"F1agg {m['gtvn_f1_agg']:.3f}", flush=True)
@@ -447,14 +470,17 @@ def main(argv: list[str] | None = None) -> int:
             if timing.wait() != 0:
                 raise RuntimeError(f"building the timing dataset failed; see {work / 'timing_dataset.log'}")
             result["seconds"]["timing_dataset_wait"] = round(time.perf_counter() - t1, 1)
-        if "step" in a.parts or "inference" in a.parts:
-            t1 = time.perf_counter()
-            result["step_time"] = step_time(work, a) if "step" in a.parts else None
-            result["seconds"]["step_time"] = round(time.perf_counter() - t1, 1)
-        if "inference" in a.parts:
+        save()
+        if "inference" in a.parts:  # before the step time: it is short, and the step time may meet --budget-s
             t1 = time.perf_counter()
             result["inference"] = inference(work, a)
             result["seconds"]["inference"] = round(time.perf_counter() - t1, 1)
+            save()
+        if "step" in a.parts:
+            t1 = time.perf_counter()
+            deadline = t_start + a.budget_s if a.budget_s else float("inf")
+            result["step_time"] = step_time(work, a, save=lambda part: save(step_time=part), deadline=deadline)
+            result["seconds"]["step_time"] = round(time.perf_counter() - t1, 1)
     finally:
         result["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
         write_json(result, a.out)

@@ -107,3 +107,14 @@ def test_without_a_gpu_the_real_check_says_how_to_dry_run(tmp_path):
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 1 and "--device cpu --tiny" in p.stderr
     assert not (tmp_path / "o.json").exists()
+
+
+def test_step_time_past_its_budget_times_nothing_and_says_so(tmp_path):
+    gpu_check = _module()
+    a = gpu_check.parse(["--device", "cpu", "--tiny"])
+    saved = []
+    part = gpu_check.step_time(tmp_path, a, save=saved.append, deadline=0.0)  # already past: no worker starts
+    assert part["results"] == [] and saved == []
+    assert [x["trainer"] for x in part["skipped"]] == ["nnUNetTrainer", gpu_check.RECOMMENDED]
+    text = gpu_check.markdown({**_RESULT, "step_time": part})
+    assert "Not timed (the run's `--budget-s` was spent): `nnUNetTrainer`, `nnUNetTrainerHecktorFocalPETAug`." in text
