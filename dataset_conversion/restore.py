@@ -8,7 +8,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from hecktor_nnunet.io.image_files import IncompleteFileError, verify_image_file, write_image
+from hecktor_nnunet.io.image_files import LABEL_GZIP_LEVEL, IncompleteFileError, verify_image_file, write_image
 from hecktor_nnunet.io.checks import label_values_outside
 from hecktor_nnunet.io.geometry import Grid, IndexBox, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map
@@ -60,7 +60,7 @@ def _restore_one(args: tuple[Path, dict, Path]) -> tuple[str, str | None]:
     path, record, out_path = args
     try:
         verify_image_file(path)
-        write_image(restore_image(sitk.ReadImage(str(path)), record), out_path)
+        write_image(restore_image(sitk.ReadImage(str(path)), record), out_path, gzip_level=LABEL_GZIP_LEVEL)
         return record["patient_id"], None
     except CaseError as e:
         return record["patient_id"], "; ".join(f"{p.message} [{path}]" for p in e.problems)

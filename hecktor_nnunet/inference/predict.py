@@ -20,7 +20,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hecktor_nnunet.io.atomic_io import write_json
-from hecktor_nnunet.io.image_files import write_image
+from hecktor_nnunet.io.image_files import LABEL_GZIP_LEVEL, write_image
 from hecktor_nnunet.io.problems import ERROR, Problem, format_report
 from hecktor_nnunet.io.release import read_release
 from hecktor_nnunet.inference.postprocessing import Postprocessing, apply_postprocessing, load_postprocessing
@@ -175,40 +175,39 @@ def hecktor_trainers_findable() -> Iterator[None]:
             os.environ["nnUNet_extTrainer"] = old
 
 
-def run_nnunet(folder: Path, images_dir: Path, out_dir: Path, folds: Sequence[int | str], *, device: str = "auto",
-               checkpoint: str = "checkpoint_final.pth", step_size: float = 0.5, mirroring: bool = True,
-               workers: int = 1, quiet: bool = False) -> None:
-    """nnU-Net's predictor on a folder of ``<ID>_XXXX.nii.gz`` images; ensembles ``folds``.
+def run_nnunet(folder: Path, cases: dict[str, Sequence[Path]], out_dir: Path, folds: Sequence[int | str], *,
+               device: str = "auto", checkpoint: str = "checkpoint_final.pth", step_size: float = 0.5,
+               mirroring: bool = True, workers: int = 1, quiet: bool = False) -> None:
+    """nnU-Net's predictor on ``cases`` (patient ID -> its channel images); ensembles ``folds``.
 
-    The HECKTOR trainers folder is added to ``nnUNet_extTrainer`` while the model is loaded (nnU-Net
-    rebuilds the network from the trainer class named in the checkpoint). On a GPU, ``workers``
-    processes preprocess and export around the one network; on the CPU, the cases are shared among
+    Writes ``<out_dir>/<ID>`` + the dataset's file ending (``.nii.gz``). The HECKTOR trainers
+    folder is added to ``nnUNet_extTrainer`` while the model is loaded (nnU-Net rebuilds the
+    network from the trainer class named in the checkpoint). On a GPU, ``workers`` processes
+    preprocess and export around the one network; on the CPU, the cases are shared among
     ``workers`` processes, each with its own predictor and an equal share of the torch threads
     (small networks use threads poorly; the Python pre- and post-processing uses one core each).
     """
     dev = _resolve_device(device)
     out_dir.mkdir(parents=True, exist_ok=True)
     options = {"step_size": step_size, "mirroring": mirroring, "quiet": quiet}
+    ids = sorted(cases)
+    inputs, outputs = [[str(f) for f in cases[i]] for i in ids], [str(out_dir / i) for i in ids]
     if dev.type == "cpu" and workers > 1:
-        from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder
-
-        cases = create_lists_from_splitted_dataset_folder(str(images_dir), ".nii.gz")
-        shards = [cases[i::workers] for i in range(workers) if cases[i::workers]]
         import torch
 
         from hecktor_nnunet.parallel import parallel_map
 
-        threads = max(1, torch.get_num_threads() // len(shards))
-        jobs = [(folder, shard, out_dir, list(folds), checkpoint, threads, options) for shard in shards]
-        for _ in parallel_map(_predict_cases, jobs, workers=len(jobs), quiet=True):
+        n = min(workers, len(ids))
+        threads = max(1, torch.get_num_threads() // n)
+        jobs = [(folder, inputs[k::n], outputs[k::n], list(folds), checkpoint, threads, options) for k in range(n)]
+        for _ in parallel_map(_predict_cases, jobs, workers=n, quiet=True):
             pass
         return
     predictor = _predictor(folder, folds, checkpoint, dev, **options)
     if dev.type == "cpu":
-        predictor.predict_from_files_sequential(str(images_dir), str(out_dir), save_probabilities=False,
-                                                overwrite=True)
+        predictor.predict_from_files_sequential(inputs, outputs, save_probabilities=False, overwrite=True)
     else:
-        predictor.predict_from_files(str(images_dir), str(out_dir), save_probabilities=False, overwrite=True,
+        predictor.predict_from_files(inputs, outputs, save_probabilities=False, overwrite=True,
                                      num_processes_preprocessing=workers, num_processes_segmentation_export=workers)
 
 
@@ -226,14 +225,13 @@ def _predictor(folder: Path, folds: Sequence[int | str], checkpoint: str, dev, *
 
 
 def _predict_cases(job: tuple) -> None:
-    """One CPU worker of :func:`run_nnunet`: its share of the cases (lists of channel files)."""
+    """One CPU worker of :func:`run_nnunet`: its share of the cases (lists of channel files, output names)."""
     import torch
 
-    folder, cases, out_dir, folds, checkpoint, threads, options = job
+    folder, inputs, outputs, folds, checkpoint, threads, options = job
     torch.set_num_threads(threads)
     predictor = _predictor(folder, folds, checkpoint, torch.device("cpu"), **options)
-    outputs = [str(out_dir / Path(files[0]).name[: -len("_0000.nii.gz")]) for files in cases]
-    predictor.predict_from_files_sequential(cases, outputs, save_probabilities=False, overwrite=True)
+    predictor.predict_from_files_sequential(inputs, outputs, save_probabilities=False, overwrite=True)
 
 
 def postprocess_folder(pred_dir: Path, out_dir: Path, setting: Postprocessing) -> None:
@@ -244,7 +242,7 @@ def postprocess_folder(pred_dir: Path, out_dir: Path, setting: Postprocessing) -
         arr = apply_postprocessing(sitk.GetArrayFromImage(img), img.GetSpacing(), setting)
         out = sitk.GetImageFromArray(arr.astype(np.uint8))
         out.CopyInformation(img)
-        write_image(out, out_dir / p.name)
+        write_image(out, out_dir / p.name, gzip_level=LABEL_GZIP_LEVEL)
 
 
 def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int, trainer: str,
@@ -271,9 +269,9 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
     postprocess : bool
         Apply the post-processing saved with the model (``hecktor-nnunet postprocess-select``).
     keep_work : path, optional
-        Keep the converted images and raw predictions there (default: a temporary folder). A folder
-        reused for other inputs is brought to these cases (converted images of unchanged cases are
-        reused, the others removed; predictions are always redone).
+        Keep the converted images (uncompressed ``.nii``) and raw predictions there (default: a
+        temporary folder). A folder reused for other inputs is brought to these cases (converted
+        images of unchanged cases are reused, the others removed; predictions are always redone).
 
     Returns
     -------
@@ -300,7 +298,8 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
         if manifest["failed"]:
             failed = [Problem(**p) for problems in manifest["failed"].values() for p in problems]
             raise ValueError(f"conversion failed for {sorted(manifest['failed'])}:\n{format_report(failed)}")
-        run_nnunet(folder, images, raw_pred, folds, device=device, checkpoint=checkpoint, step_size=step_size,
+        cases = {pid: [images / f for f in record["files"]] for pid, record in manifest["cases"].items()}
+        run_nnunet(folder, cases, raw_pred, folds, device=device, checkpoint=checkpoint, step_size=step_size,
                    mirroring=mirroring, workers=workers, quiet=quiet)
         if setting is not None and not setting.is_identity:
             postprocess_folder(raw_pred, pp_pred, setting)

@@ -10,7 +10,9 @@ checks the temporary file before the rename.
 from __future__ import annotations
 
 import errno
+import gzip
 import os
+import shutil
 import struct
 import zlib
 from pathlib import Path
@@ -188,8 +190,20 @@ def verify_image_file(path: str | os.PathLike, dims: tuple[int, ...] | None = No
         _check_meta(path, dims)
 
 
-def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True) -> dict[str, int]:
+#: gzip level for label maps on the prediction path: ~3x faster than SimpleITK's own ``.nii.gz``
+#: compression (its level is fixed), files ~1.5x larger (a 512 x 512 x 150 label map: 0.2 s, not 0.65 s)
+LABEL_GZIP_LEVEL = 1
+
+
+def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = True,
+                gzip_level: int | None = None) -> dict[str, int]:
     """Write a SimpleITK image atomically (compressed for ``.nii.gz``/``.mha``), checked before the rename.
+
+    Parameters
+    ----------
+    gzip_level : int, optional
+        For a ``.nii.gz``: SimpleITK writes plain NIfTI and Python's zlib compresses it at this
+        level (1-9) instead of SimpleITK's fixed one; the result is an ordinary ``.nii.gz``.
 
     Returns
     -------
@@ -210,12 +224,21 @@ def write_image(image: sitk.Image, path: str | os.PathLike, compress: bool = Tru
             raise WriteError(e.errno, f"cannot write {path}: SimpleITK left an incomplete file ({e.strerror}); "
                                       "is the disk full or a file-size limit (ulimit -f) set?", str(path)) from e
 
+    own_gzip = gzip_level is not None and compress and str(path).lower().endswith(".nii.gz")
     with atomic_path(path, verify=verify) as tmp:
+        plain = tmp.with_name(tmp.name[:-len(".gz")]) if own_gzip else tmp  # a hidden temporary name too
         try:
-            sitk.WriteImage(image, str(tmp), useCompression=compress)
+            sitk.WriteImage(image, str(plain), useCompression=compress)
+            if own_gzip:
+                with open(plain, "rb") as src, open(tmp, "wb") as raw, \
+                        gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=gzip_level, mtime=0) as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
         except RuntimeError as e:
             last = str(e).strip().splitlines()[-1] if str(e).strip() else "SimpleITK write failed"
             raise WriteError(errno.EIO, f"cannot write {path}: {last}", str(path)) from e
+        finally:
+            if own_gzip:
+                plain.unlink(missing_ok=True)
     return file_stamp(path)
 
 

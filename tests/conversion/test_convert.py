@@ -291,3 +291,24 @@ def test_restore_rejects_non_integer_predictions(tiny_release, tmp_path):
     manifest = str(res.dataset_dir / "conversion_manifest.json")
     assert restore_main([str(preds), "--manifest", manifest, "-o", str(tmp_path / "o"), "--quiet"]) == 2
     assert not (tmp_path / "o" / f"{pid}.nii.gz").exists()
+
+
+def test_prediction_images_are_uncompressed_and_a_change_of_ending_redoes_the_case(tiny_release, tmp_path):
+    from hecktor_nnunet.dataset_conversion.cases import convert_images
+
+    cases = read_release(tiny_release).cases[:2]
+    ids = sorted(c.patient_id for c in cases)
+    images, gz = tmp_path / "images", tmp_path / "gz"
+    reference = convert_images(cases, gz, ConversionSettings(), ending=".nii.gz", quiet=True)
+    shutil.copytree(gz, images)  # a --keep-work folder of an earlier version: .nii.gz images and their records
+    manifest = convert_images(cases, images, ConversionSettings(), quiet=True)
+    assert sorted(p.name for p in images.iterdir() if not p.name.startswith(".")) == \
+        [f"{i}_{c:04d}.nii" for i in ids for c in (0, 1)]  # redone as .nii, the .nii.gz images removed
+    for pid in ids:
+        record, ref = manifest["cases"][pid], reference["cases"][pid]
+        assert record["files"] == [f"{pid}_0000.nii", f"{pid}_0001.nii"]
+        assert record["output_grid"] == ref["output_grid"]
+        for new, old in zip(record["files"], ref["files"]):
+            with open(images / new, "rb") as f:
+                assert f.read(2) != b"\x1f\x8b"  # not gzip
+            np.testing.assert_array_equal(_arr(images / new), _arr(gz / old))  # same voxels, same type

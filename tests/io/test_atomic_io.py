@@ -23,14 +23,15 @@ def _limit_file_size(n_bytes):
     return lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (n_bytes, n_bytes))
 
 
-def test_file_size_limit_is_a_write_error_and_leaves_nothing(tmp_path):
+@pytest.mark.parametrize("gzip_level", [None, 1])
+def test_file_size_limit_is_a_write_error_and_leaves_nothing(tmp_path, gzip_level):
     # SimpleITK prints "wrote only 0 of N bytes" and returns normally; the write must still fail
     script = (
         "import sys, numpy as np, SimpleITK as sitk\n"
         "from hecktor_nnunet.io.atomic_io import WriteError\nfrom hecktor_nnunet.io.image_files import write_image\n"
         "img = sitk.GetImageFromArray(np.random.default_rng(0).normal(0, 300, (40, 64, 64)).astype(np.int16))\n"
         "try:\n"
-        f"    write_image(img, {str(tmp_path / 'ct.nii.gz')!r})\n"
+        f"    write_image(img, {str(tmp_path / 'ct.nii.gz')!r}, gzip_level={gzip_level})\n"
         "except WriteError as e:\n"
         "    print('WriteError:', e.strerror)\n"
         "    sys.exit(3)\n"
@@ -137,3 +138,22 @@ def test_remove_temp_files_removes_only_leftovers(tmp_path):
     removed = remove_temp_files(tmp_path)
     assert sorted(p.name for p in removed) == [f".a.json{TEMP_MARK}killed.json", f".model{TEMP_MARK}abc"]
     assert sorted(tmp_path.iterdir()) == sorted(keep)
+
+
+def test_own_gzip_level_writes_an_ordinary_nifti_gz_and_leaves_no_temporary_file(tmp_path):
+    import gzip
+
+    img = _image()
+    img.SetSpacing((0.98, 0.98, 3.0))
+    img.SetOrigin((-250.0, -240.0, 12.5))
+    write_image(img, tmp_path / "sitk.nii.gz")
+    write_image(img, tmp_path / "fast.nii.gz", gzip_level=1)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fast.nii.gz", "sitk.nii.gz"]
+    verify_image_file(tmp_path / "fast.nii.gz", (64, 64, 40))
+    assert gzip.decompress((tmp_path / "fast.nii.gz").read_bytes()) == \
+        gzip.decompress((tmp_path / "sitk.nii.gz").read_bytes())  # the same NIfTI bytes, compressed otherwise
+    back = sitk.ReadImage(str(tmp_path / "fast.nii.gz"))
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(img))
+    ref = sitk.ReadImage(str(tmp_path / "sitk.nii.gz"))  # NIfTI keeps float32 geometry: compare like with like
+    assert back.GetSpacing() == ref.GetSpacing() and back.GetOrigin() == ref.GetOrigin()
+    assert back.GetDirection() == ref.GetDirection()

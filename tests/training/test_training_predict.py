@@ -127,6 +127,5 @@ def test_keep_work_folder_reused_for_other_inputs(env, tmp_path):
     predict(_flat_inputs(env.release, tmp_path / "a", ids[:2]), tmp_path / "out_a", **common)
     written = predict(_flat_inputs(env.release, tmp_path / "b", ids[2:3]), tmp_path / "out_b", **common)
     assert written == [tmp_path / "out_b" / f"{ids[2]}.nii.gz"]
-    assert sorted(p.name for p in (work / "images").glob("*.nii.gz")) == [f"{ids[2]}_0000.nii.gz",
-                                                                          f"{ids[2]}_0001.nii.gz"]
+    assert sorted(p.name for p in (work / "images").glob("*.nii*")) == [f"{ids[2]}_0000.nii", f"{ids[2]}_0001.nii"]
     assert sorted(p.name for p in (work / "pred_converted").glob("*.nii.gz")) == [f"{ids[2]}.nii.gz"]
