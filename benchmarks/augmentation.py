@@ -4,9 +4,13 @@ Builds a synthetic release, converts and preprocesses it with nnU-Net (in a temp
 unless --work is given), then for every trainer with its own data pipeline draws batches from its
 real training loader (nnU-Net's single-threaded augmenter, so the number is per DA worker) and
 reports batches/s and the ratio to stock. Every batch is drawn after seeding the random generators
-with (round, batch): all trainers draw the same patches and the same nnU-Net augmentations (the
-PET transforms draw from generators of their own; the lymph-node sampler draws other patches by
-design), so the ratio measures the variant's extra work rather than sampling luck. Trainers take
+with (round, batch), and each sample's transforms after re-seeding every generator with (round,
+batch, sample), the PET transforms' own ones included (:class:`Reseeded`). So every trainer
+draws the same patches (except the lymph-node samplers, which pick other patches by design and
+use up other draws doing so) and, sample for sample, the same nnU-Net and PET augmentations.
+Whether a sample is rotated or scaled (a resampling of the whole patch) or only cropped, and
+whether its PET is moved or blurred, decides most of its cost; without the re-seeding a ratio
+would partly measure the luck of those draws. The ratio measures the variant's extra work. Trainers take
 turns batch by batch, so drifting machine load hits all of them alike; figures are medians over
 rounds of the per-round ratios (the trainer's batches per second over stock's in that round).
 Throughput is reported from CPU seconds of this (single-threaded) process, which other processes
@@ -75,8 +79,54 @@ def build_dataset(work: Path, size: str, cases: int, spacing: float | None = Non
     return name
 
 
+def own_generators(transform) -> list:
+    """The :class:`~hecktor_nnunet.training.transforms.OwnRandom` generators inside a transform pipeline."""
+    from hecktor_nnunet.training.transforms import OwnRandom
+
+    found, todo = [], [transform]
+    while todo:
+        t = todo.pop()
+        if isinstance(getattr(t, "random", None), OwnRandom):
+            found.append(t.random)
+        todo += [getattr(t, a) for a in ("spatial", "motion") if hasattr(t, a)] + list(getattr(t, "transforms", []))
+    return found
+
+
+class Reseeded:
+    """A loader's transforms with every random generator re-seeded before each sample.
+
+    The seed is ``(batch_seed, k)`` for the loader's ``k``-th sample since :meth:`start` was given
+    ``batch_seed``: samples at the same place in the same batch get the same augmentation draws in
+    every trainer, whatever draws its patch sampler used up. The PET transforms' own generators
+    are re-seeded too (without touching the global ones), so trainers with the same PET transforms
+    draw the same PET augmentations, and how many samples happen to be moved or blurred does not
+    differ between them.
+    """
+
+    def __init__(self, transforms) -> None:
+        self.transforms, self.batch_seed, self.k = transforms, 0, 0
+        self.own = own_generators(transforms)
+
+    def start(self, batch_seed: int) -> None:
+        self.batch_seed, self.k = batch_seed, 0
+
+    def __call__(self, **data):
+        import numpy as np
+        import torch
+
+        seed = (self.batch_seed * 1009 + self.k) % 2 ** 32
+        self.k += 1
+        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+        for own in self.own:
+            own.seed(seed)
+        return self.transforms(**data)
+
+
 def training_loader(trainer_name: str):
-    """The real training loader (single-threaded augmenter) of a trainer on the benchmark dataset."""
+    """The real training loader (single-threaded augmenter) of a trainer on the benchmark dataset.
+
+    Its transforms are wrapped in :class:`Reseeded` (reached as ``loader.data_loader.transforms``).
+    """
     import torch
     from nnunetv2.run.run_training import get_trainer_from_args
 
@@ -84,6 +134,7 @@ def training_loader(trainer_name: str):
     t = get_trainer_from_args(str(DATASET_ID), "3d_fullres", 0, trainer_name, device=torch.device("cpu"))
     t._set_batch_size_and_oversample()
     train, _ = t.get_dataloaders()
+    train.data_loader.transforms = Reseeded(train.data_loader.transforms)
     return train
 
 
@@ -91,7 +142,8 @@ def time_round(loaders: dict, n: int, round_index: int) -> dict[str, list[tuple[
     """``{trainer: [(CPU seconds, wall seconds) of batch i]}`` for ``n`` batches from every loader.
 
     Batch ``i`` is drawn from every loader in turn (the order rotates) after seeding the random
-    generators with (round, i), so a load change on the machine hits all trainers alike.
+    generators with (round, i) (and each sample's transforms with (round, i, sample), see
+    :class:`Reseeded`), so a load change on the machine hits all trainers alike.
     """
     import numpy as np
     import torch
@@ -103,6 +155,7 @@ def time_round(loaders: dict, n: int, round_index: int) -> dict[str, list[tuple[
         for t in names[k:] + names[:k]:
             seed = round_index * 100_003 + i
             random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+            loaders[t].data_loader.transforms.start(seed)
             c0, w0 = time.process_time(), time.perf_counter()
             next(loaders[t])
             spent[t].append((time.process_time() - c0, time.perf_counter() - w0))

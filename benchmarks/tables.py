@@ -135,7 +135,7 @@ def _augmentation_rows(run: dict) -> list[list[object]]:
             rows.append([f"`{x['trainer']}` (stock)", f"{x['batches_per_cpu_s']:.2f}", "1.00x", ""])
             continue
         per_round = [a / b for a, b in zip(x["rounds_batches_per_cpu_s"], stock["rounds_batches_per_cpu_s"])]
-        rows.append([f"`{x['trainer']}`", f"{x['batches_per_cpu_s']:.2f}", f"**{x['ratio_to_stock']:.2f}x**",
+        rows.append([f"`{x['trainer']}`", f"{x['batches_per_cpu_s']:.2f}", f"**{x['ratio_to_stock']:.3f}x**",
                      f"{min(per_round):.2f}-{max(per_round):.2f}"])
     return rows
 
@@ -147,8 +147,7 @@ def _augmentation(keys: list[str], title: str) -> str:
         run = runs[key]
         la = run["load_average_1min"]
         patch = "x".join(str(p) for p in run["patch_size"])
-        part = "" if ":" not in key else " (one part of the trainers, with stock)"
-        out += [f"{title}{part}: patch {patch}, batch {run['batch_size']}, {run['rounds']} rounds x "
+        out += [f"{title}: patch {patch}, batch {run['batch_size']}, {run['rounds']} rounds x "
                 f"{run['batches']} batches, load average {min(la.values())}-{max(la.values())}:", ""]
         out += _table(["trainer", "batches per CPU second", "vs stock (median)", "rounds"], _augmentation_rows(run))
         out.append("")
@@ -160,12 +159,7 @@ def augmentation_tiny() -> str:
 
 
 def augmentation_small() -> str:
-    keys = [k for k in _load("augmentation")["runs"] if k.startswith("small:")]
-    return _augmentation(keys, "`--size small`")
-
-
-def augmentation_small_all() -> str:
-    return _augmentation(["small"], "`--size small`, all trainers in one run")
+    return _augmentation(["small"], "`--size small`")
 
 
 def inference() -> str:
@@ -215,7 +209,7 @@ def gpu_check() -> str:
 TABLES: dict[str, Callable[[], str]] = {
     "trainers": trainers, "convert": convert, "evaluate": evaluate, "radiomics": radiomics,
     "prognosis_training": prognosis_training, "augmentation_tiny": augmentation_tiny,
-    "augmentation_small": augmentation_small, "augmentation_small_all": augmentation_small_all,
+    "augmentation_small": augmentation_small,
     "inference": inference, "demo_design": demo_design, "gpu_check": gpu_check,
 }
 

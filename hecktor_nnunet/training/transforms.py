@@ -166,9 +166,13 @@ class OwnRandom:
 
     def __call__(self) -> np.random.Generator:
         if self._pid != os.getpid():
-            self._generator = np.random.default_rng(np.random.randint(0, 2 ** 31 - 1))
-            self._pid = os.getpid()
+            self.seed(np.random.randint(0, 2 ** 31 - 1))
         return self._generator
+
+    def seed(self, seed: int) -> None:
+        """Restart the generator from ``seed`` in this process (NumPy's global generator untouched)."""
+        self._generator = np.random.default_rng(seed)
+        self._pid = os.getpid()
 
 
 class PETMisregistrationTransform(BasicTransform):
