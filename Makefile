@@ -42,7 +42,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/prognosis_training.py
 	$(BIN)/python benchmarks/inference.py
 
-# one command on a CUDA machine (<= 8 min, no internet): learning, step time, inference;
+# one command on a CUDA machine (~8-10 min estimated, no internet): learning, step time, inference;
 # writes benchmarks/results/gpu_check.json and its block in docs/benchmarks.md
 gpu-check: $(STAMP)
 	$(BIN)/python benchmarks/gpu_check.py

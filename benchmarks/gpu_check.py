@@ -1,6 +1,6 @@
 """One GPU check, one command: does it learn, what does a training step cost, how long does inference take.
 
-    python benchmarks/gpu_check.py                        # CUDA machine, <= 8 min on one H100/H200
+    python benchmarks/gpu_check.py                        # CUDA machine, ~8-10 min on one H100/H200 (estimated)
     python benchmarks/gpu_check.py --device cpu --tiny    # the CPU dry run the test suite executes
     python benchmarks/gpu_check.py --docs                 # rewrite docs/benchmarks.md's GPU block from the JSON
 

@@ -190,10 +190,10 @@ def demo_design() -> str:
                                "GTVn pseudo Dice > 0.3 after", "pseudo Dice GTVp / GTVn, last 5 epochs"], rows))
 
 
-GPU_NOT_RUN = ("**Not run yet.** The one GPU session so far (an H200, 15 minutes) was spent finding the CPU demo\n"
-               "model's design (see [the demo model](explanation/demo_model.md)); `benchmarks/gpu_check.py` itself\n"
-               "has only run as its CPU dry run. Run `make gpu-check` on a CUDA machine and commit the JSON and\n"
-               "this block.")
+GPU_NOT_RUN = ("**Not run yet.** The first GPU session (an H200, 15 minutes) was spent finding the CPU demo\n"
+               "model's design (see [the demo model](explanation/demo_model.md)); in the second (2026-11-28) the\n"
+               "machine refused new loans before the check could start. `benchmarks/gpu_check.py` has only run\n"
+               "as its CPU dry run. Run `make gpu-check` on a CUDA machine and commit the JSON and this block.")
 
 
 def gpu_check() -> str:
