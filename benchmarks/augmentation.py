@@ -79,6 +79,14 @@ def build_dataset(work: Path, size: str, cases: int, spacing: float | None = Non
     return name
 
 
+def seed_all(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's global random generators."""
+    import numpy as np
+    import torch
+
+    random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+
+
 def own_generators(transform) -> list:
     """The :class:`~hecktor_nnunet.training.transforms.OwnRandom` generators inside a transform pipeline."""
     from hecktor_nnunet.training.transforms import OwnRandom
@@ -111,12 +119,9 @@ class Reseeded:
         self.batch_seed, self.k = batch_seed, 0
 
     def __call__(self, **data):
-        import numpy as np
-        import torch
-
         seed = (self.batch_seed * 1009 + self.k) % 2 ** 32
         self.k += 1
-        random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+        seed_all(seed)
         for own in self.own:
             own.seed(seed)
         return self.transforms(**data)
@@ -145,16 +150,13 @@ def time_round(loaders: dict, n: int, round_index: int) -> dict[str, list[tuple[
     generators with (round, i) (and each sample's transforms with (round, i, sample), see
     :class:`Reseeded`), so a load change on the machine hits all trainers alike.
     """
-    import numpy as np
-    import torch
-
     names = list(loaders)
     spent: dict[str, list[tuple[float, float]]] = {t: [] for t in names}
     for i in range(n):
         k = (round_index + i) % len(names)
         for t in names[k:] + names[:k]:
             seed = round_index * 100_003 + i
-            random.seed(seed), np.random.seed(seed), torch.manual_seed(seed)
+            seed_all(seed)
             loaders[t].data_loader.transforms.start(seed)
             c0, w0 = time.process_time(), time.perf_counter()
             next(loaders[t])

@@ -482,8 +482,7 @@ def main(argv: list[str] | None = None) -> int:
             result["step_time"] = step_time(work, a, save=lambda part: save(step_time=part), deadline=deadline)
             result["seconds"]["step_time"] = round(time.perf_counter() - t1, 1)
     finally:
-        result["seconds"]["total"] = round(time.perf_counter() - t_start, 1)
-        write_json(result, a.out)
+        save()
         if work_ctx is not None:
             work_ctx.cleanup()
     print()

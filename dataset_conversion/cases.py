@@ -36,7 +36,7 @@ DEFAULTS = {"CT": -1024.0, "PET": 0.0}
 #: image file endings: a dataset's images (``dataset.json``'s ``file_ending``) and prediction's
 #: temporary inputs, left uncompressed: gzip is ~85 % of converting a 512 x 512 x 150 case
 DATASET_ENDING, PREDICTION_ENDING = ".nii.gz", ".nii"
-IMAGE_ENDINGS = (".nii.gz", ".nii")
+IMAGE_ENDINGS = (DATASET_ENDING, PREDICTION_ENDING)
 SUV_FACTOR_COLUMNS = ("Weight", "InjectedDose_MBq", "Delay_min")
 
 
