@@ -100,18 +100,19 @@ def affine_resample(volume: torch.Tensor, matrix: np.ndarray, offset: Sequence[f
         return _sample_2d(vol[None], grid, padding)[0].to(volume.dtype)
     if abs(m[0, 0]) < 0.5:
         return _affine_resample_3d(vol, m, b, n, padding).to(volume.dtype)
+    m, b = m.tolist(), b.tolist()  # plain floats: a dozen scalar steps, cheaper than NumPy's
     # source depth z'(i) = m[0] . i + b[0]: the input slices the output reaches
-    reach = m[0] * (np.asarray(n) - 1)
-    lowest, highest = b[0] + np.minimum(reach, 0).sum(), b[0] + np.maximum(reach, 0).sum()
+    reach = [c * (k - 1) for c, k in zip(m[0], n)]
+    lowest, highest = b[0] + sum(min(r, 0.0) for r in reach), b[0] + sum(max(r, 0.0) for r in reach)
     first = int(min(max(math.floor(lowest), 0), n_in[0] - 1))
     last = int(max(min(math.floor(highest) + 1, n_in[0] - 1), first))
     # pass 1: slice k sampled in-plane at the position its depth needs (i0 eliminated through z' = k)
-    rows = [[m[r, 0] / m[0, 0], m[r, 1] - m[r, 0] * m[0, 1] / m[0, 0], m[r, 2] - m[r, 0] * m[0, 2] / m[0, 0],
-             b[r] - m[r, 0] * b[0] / m[0, 0] + m[r, 0] / m[0, 0] * first] for r in (1, 2)]
+    rows = [[m[r][0] / m[0][0], m[r][1] - m[r][0] * m[0][1] / m[0][0], m[r][2] - m[r][0] * m[0][2] / m[0][0],
+             b[r] - m[r][0] * b[0] / m[0][0] + m[r][0] / m[0][0] * first] for r in (1, 2)]
     planes = _sample_2d(vol[first:last + 1], _plane_grid(_normalised(rows[1], n_in[2]), _normalised(rows[0], n_in[1]),
                                                          (last + 1 - first, n[1], n[2])), padding)
     # pass 2: along the first axis; one (axis 0, axis 2) plane per index of axis 1 (rows stay contiguous)
-    depth_coefs = [m[0, 1], m[0, 0], m[0, 2], b[0] - first]
+    depth_coefs = [m[0][1], m[0][0], m[0][2], b[0] - first]
     if first == last:  # one slice: no interpolation along the first axis, only the padding beyond it
         planes = torch.cat([planes, planes if padding == "border" else torch.zeros_like(planes)])
     grid = _plane_grid(_normalised([0.0, 0.0, 1.0, 0.0], n[2]), _normalised(depth_coefs, planes.shape[0]),
@@ -293,11 +294,12 @@ class SpatialTransformWithPETMotion(BasicTransform):
         return moved + fill if fill else moved
 
 
-def _gaussian_kernel(sigma_vox: float) -> torch.Tensor:
+def _gaussian_kernel(sigma_vox: float) -> list[float]:
+    """Normalised Gaussian weights at ``-r..r`` voxels, ``r = ceil(3 sigma)`` (at least 1); plain floats."""
     radius = max(1, int(math.ceil(3 * sigma_vox)))
-    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
-    k = torch.exp(-0.5 * (x / sigma_vox) ** 2)
-    return k / k.sum()
+    weights = [math.exp(-0.5 * (x / sigma_vox) ** 2) for x in range(-radius, radius + 1)]
+    total = sum(weights)
+    return [w / total for w in weights]
 
 
 def gaussian_blur(volume: torch.Tensor, sigma_vox: Sequence[float], scale: float = 1.0) -> torch.Tensor:
@@ -311,7 +313,7 @@ def gaussian_blur(volume: torch.Tensor, sigma_vox: Sequence[float], scale: float
     for axis, s in enumerate(sigma_vox):
         if s <= 0:
             continue
-        k = (_gaussian_kernel(float(s)) * scale).tolist()
+        k = [w * scale for w in _gaussian_kernel(float(s))]
         scale = 1.0
         r, n = len(k) // 2, out.shape[axis]
         acc = out * k[r]
