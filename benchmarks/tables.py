@@ -147,8 +147,9 @@ def _augmentation(keys: list[str], title: str) -> str:
         run = runs[key]
         la = run["load_average_1min"]
         patch = "x".join(str(p) for p in run["patch_size"])
+        draws = f" (fastest of {run['repeats']} draws each)" if run.get("repeats", 1) > 1 else ""
         out += [f"{title}: patch {patch}, batch {run['batch_size']}, {run['rounds']} rounds x "
-                f"{run['batches']} batches, load average {min(la.values())}-{max(la.values())}:", ""]
+                f"{run['batches']} batches{draws}, load average {min(la.values())}-{max(la.values())}:", ""]
         out += _table(["trainer", "batches per CPU second", "vs stock (median)", "rounds"], _augmentation_rows(run))
         out.append("")
     return "\n".join(out).rstrip()
