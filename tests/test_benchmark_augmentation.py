@@ -1,4 +1,4 @@
-"""``benchmarks/augmentation.py``'s re-seeding: the same augmentation draws per sample, whatever the sampler drew."""
+"""``benchmarks/augmentation.py`` times the trainers' work only: same draws, shared blur choices, fastest draw."""
 
 import importlib.util
 import random
