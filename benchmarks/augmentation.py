@@ -17,9 +17,9 @@ measures the variant's extra work. Trainers take turns batch by batch, so drifti
 hits all of them alike; figures are medians over rounds of the per-round ratios (the trainer's
 batches per second over stock's in that round). Every batch is drawn ``--repeats`` times with
 the same seeds (the same work) and its fastest draw kept, so what other processes take from a
-draw does not count. Throughput is reported from CPU seconds of this
-(single-threaded) process, which other processes on a shared machine disturb less, and from wall
-seconds beside it; the load average is recorded.
+draw does not count. Throughput is reported from CPU seconds of this (single-threaded) process,
+which other processes on a shared machine disturb less, and from wall seconds beside it; the load
+average is recorded.
 Target: >= 0.95x of stock.
 
     python benchmarks/augmentation.py --size tiny --cases 6 --batches 40 --rounds 7
