@@ -89,8 +89,7 @@ def affine_resample(volume: torch.Tensor, matrix: np.ndarray, offset: Sequence[f
     trilinear, but in-plane positions are those of the slices a value is taken from. Needs
     ``|matrix[0, 0]| >= 0.5`` (a first axis turned by at most 60 degrees); otherwise one 3-D pass.
     """
-    m = np.asarray(matrix, dtype=float)
-    b = np.asarray([float(o) for o in offset])
+    m, b = np.asarray(matrix, dtype=float), np.asarray([float(o) for o in offset])
     n_in = tuple(volume.shape)
     n = tuple(int(k) for k in (out_shape or n_in))
     vol = volume.float()
