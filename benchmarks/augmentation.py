@@ -205,11 +205,10 @@ def time_round(loaders: dict, n: int, round_index: int, repeats: int = 1) -> dic
     names = list(loaders)
     spent: dict[str, list[tuple[float, float]]] = {t: [] for t in names}
     for i in range(n):
-        k = (round_index + i) % len(names)
+        k, seed = (round_index + i) % len(names), round_index * 100_003 + i
         best = {t: (math.inf, math.inf) for t in names}
         for _ in range(repeats):
             for t in names[k:] + names[:k]:
-                seed = round_index * 100_003 + i
                 seed_all(seed)
                 reseeded = loaders[t].data_loader.transforms
                 reseeded.start(seed)
