@@ -235,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default=None, help="keep the dataset here (default: temporary folder)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "augmentation.json"))
     a = ap.parse_args(argv)
+    if min(a.batches, a.rounds, a.repeats) < 1:
+        ap.error("--batches, --rounds and --repeats must be at least 1")
     import torch
 
     torch.set_num_threads(1)

@@ -5,6 +5,7 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "augmentation.py"
@@ -108,3 +109,12 @@ def test_each_batch_counts_its_fastest_draw_without_the_reseeding():
     assert len(spent) == 2
     for cpu, wall in spent:
         assert 0.01 <= cpu < 0.015 and wall >= 0.01
+
+
+def test_a_count_below_one_is_refused_before_any_work(capsys):
+    bench = _module()
+    for option in ("--batches", "--rounds", "--repeats"):
+        with pytest.raises(SystemExit) as exit_info:
+            bench.main([option, "0", "--work", "/nonexistent/never-created"])
+        assert exit_info.value.code == 2
+        assert "must be at least 1" in capsys.readouterr().err
