@@ -22,8 +22,8 @@ import hecktor_nnunet
 from hecktor_nnunet.dataset_conversion.cropping import choose_box
 from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 from hecktor_nnunet.io.atomic_io import WriteError, file_stamp, folder_lock, remove_temp_files, write_json
-from hecktor_nnunet.io.checks import label_counts, load_case, read_suv_factors
-from hecktor_nnunet.io.geometry import Grid, crop, grid_with_spacing, resample, voxel_volume_ml
+from hecktor_nnunet.io.checks import label_volumes_ml, load_case, read_suv_factors
+from hecktor_nnunet.io.geometry import Grid, crop, grid_with_spacing, resample
 from hecktor_nnunet.io.image_files import write_image
 from hecktor_nnunet.io.problems import WARNING, CaseError, Problem
 from hecktor_nnunet.io.release import Case, Release
@@ -89,11 +89,12 @@ def convert_loaded(loaded, settings: ConversionSettings, images_dir: Path, label
         outputs[f"{images_dir.name}/{paths[i].name}"] = write_image(img, paths[i])
     survival = {}
     if label_out is not None:
-        orig = loaded.label_counts or label_counts(sitk.GetArrayViewFromImage(loaded.label))
-        kept = label_counts(sitk.GetArrayViewFromImage(label_out))  # counted, not assumed: the check of the crop
+        # original: the label file as stored (before any resampling onto the CT grid); converted: counted
+        # on the output, not assumed (the check of the crop and resampling)
+        orig = loaded.label_volumes_ml or label_volumes_ml(loaded.label)
+        kept = label_volumes_ml(label_out)
         for value, name in ((1, "GTVp"), (2, "GTVn")):
-            v0 = orig[value] * voxel_volume_ml(ct_grid)
-            v1 = kept[value] * voxel_volume_ml(out_grid)
+            v0, v1 = orig[value], kept[value]
             survival[name] = {"original_ml": round(float(v0), 4), "converted_ml": round(float(v1), 4),
                               "kept_fraction": round(float(v1 / v0), 4) if v0 > 0 else None}
         if label_out.GetPixelID() != sitk.sitkUInt8:

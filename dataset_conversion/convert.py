@@ -32,6 +32,7 @@ from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 from hecktor_nnunet.dataset_conversion.splits import make_splits
 from hecktor_nnunet.io.atomic_io import LOCK_NAME, WriteError, folder_lock, is_temp_name, write_json, write_table
 from hecktor_nnunet.io.checks import read_suv_factors
+from hecktor_nnunet.io.clinical import ClinicalTableError
 from hecktor_nnunet.io.problems import ERROR, WARNING, Problem, format_report
 from hecktor_nnunet.io.release import Release, read_release
 
@@ -157,6 +158,9 @@ def convert_release(
 
     Raises
     ------
+    ClinicalTableError
+        The release's clinical tables hold an unreadable outcome value or conflicting rows for a
+        patient (each named with file, column and value); nothing is written.
     FileExistsError
         The folder holds another conversion (settings or release) or foreign files, without ``overwrite``.
     FolderBusyError
@@ -167,6 +171,9 @@ def convert_release(
     """
     settings = settings or ConversionSettings()
     rel = release if isinstance(release, Release) else read_release(release, layout)
+    clinical_errors = [p for p in rel.clinical_problems if not p.usable]
+    if clinical_errors:  # the clinical table is refused before anything is written
+        raise ClinicalTableError(clinical_errors)
     if raw_dir is None:
         raw_dir = os.environ.get("nnUNet_raw")
         if not raw_dir:
@@ -195,8 +202,9 @@ def _convert_into(dataset_dir: Path, rel: Release, settings: ConversionSettings,
     for pid in sorted(bad_ids - {"*"}):
         records.append({"patient_id": pid, "failed": True,
                         "problems": [p.to_dict() for p in release_errors if p.patient_id == pid]})
+    coverage = _clinical_coverage(rel)
     problems = [Problem(**p) for r in records for p in r.get("problems", [])] + [
-        p for p in rel.problems if p.patient_id not in bad_ids]
+        p for p in rel.problems if p.patient_id not in bad_ids] + rel.clinical_problems + coverage
     for folder in ("imagesTr", "labelsTr", "imagesTs"):
         for p in remove_stale(dataset_dir / folder, owned_outputs(records, dataset_dir / folder)):
             pid = p.name[:-len(".nii.gz")]
@@ -205,12 +213,17 @@ def _convert_into(dataset_dir: Path, rel: Release, settings: ConversionSettings,
                                     "removed: an earlier run's output that no case of this run owns", WARNING))
     remove_stale_records(records_dir, {c.patient_id for c in usable})
     manifest = build_manifest(settings, records, rel)
-    manifest["release_problems"] = [p.to_dict() for p in rel.problems if p.patient_id not in manifest["failed"]]
+    manifest["release_problems"] = [p.to_dict() for p in rel.problems + rel.clinical_problems + coverage
+                                    if p.patient_id not in manifest["failed"]]
     converted_tr = sorted(pid for pid, r in manifest["cases"].items() if r["labelled"])
     try:
         write_json(build_dataset_json(settings, len(converted_tr), name), dataset_dir / "dataset.json")
         clinical = rel.clinical[rel.clinical["PatientID"].isin(manifest["cases"].keys())] \
             if len(rel.clinical) else rel.clinical
+        manifest["clinical"] = {
+            "tables": rel.clinical.attrs.get("reading", []), "rows_written": len(clinical),
+            "images_without_row": [p.patient_id for p in coverage if p.code == "no_clinical_row"],
+            "rows_without_images": [p.patient_id for p in coverage if p.code == "clinical_without_images"]}
         write_table(clinical, dataset_dir / "clinical.csv")
         problems += _write_splits(dataset_dir, manifest, rel, converted_tr, splits, n_folds, seed, previous)
         write_json(manifest, dataset_dir / MANIFEST)
@@ -220,6 +233,26 @@ def _convert_into(dataset_dir: Path, rel: Release, settings: ConversionSettings,
                                   f"failed{': ' + ', '.join(failed) if failed else ''}. Free space and re-run the "
                                   "same command: finished cases are kept", e.filename) from e
     return ConversionResult(dataset_dir, sorted(manifest["cases"]), sorted(manifest["failed"]), problems, manifest)
+
+
+def _clinical_coverage(rel: Release) -> list[Problem]:
+    """A warning per patient on one side only: images without a clinical row, a clinical row without images.
+
+    Ids on both sides are normalised (:func:`~hecktor_nnunet.io.ids.normalise_id`); nothing is said
+    when the release has no clinical table.
+    """
+    if not len(rel.clinical):
+        return []
+    tables = ", ".join(r["file"] for r in rel.clinical.attrs.get("reading", [])) or "the clinical table"
+    listed = set(rel.clinical["PatientID"])
+    imaged = {c.patient_id: c for c in rel.cases if c.ct is not None or c.pet is not None}
+    out = [Problem(pid, str(imaged[pid].ct or imaged[pid].pet), "no_clinical_row",
+                   f"images but no row in {tables}: clinical.csv has no row for this patient", WARNING)
+           for pid in sorted(set(imaged) - listed)]
+    out += [Problem(pid, "", "clinical_without_images",
+                    f"a row in {tables} but no CT or PET in the release: left out of clinical.csv", WARNING)
+            for pid in sorted(listed - set(imaged))]
+    return out
 
 
 def _write_splits(dataset_dir: Path, manifest: dict, rel: Release, converted_tr: list[str], splits: str | None,
@@ -259,5 +292,11 @@ def summary_text(result: ConversionResult) -> str:
     if kept:
         fr = np.array([k for _, _, k in kept])
         lines.append(f"  label volume kept after conversion: min {fr.min():.3f}, median {np.median(fr):.3f}")
+    clinical = manifest.get("clinical")
+    if clinical and clinical["tables"]:
+        n_images, n_rows = len(clinical["images_without_row"]), len(clinical["rows_without_images"])
+        named = " (named below)" if n_images + n_rows else ""
+        lines.append(f"  clinical.csv: {clinical['rows_written']} row(s); {n_images} patient(s) with images but no "
+                     f"clinical row, {n_rows} clinical row(s) without images{named}")
     lines.append(format_report(result.problems))
     return "\n".join(lines)

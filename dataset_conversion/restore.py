@@ -13,7 +13,7 @@ from hecktor_nnunet.io.checks import label_values_outside
 from hecktor_nnunet.io.geometry import Grid, IndexBox, resample, uncrop
 from hecktor_nnunet.parallel import parallel_map
 from hecktor_nnunet.io.problems import CaseError, Problem
-from hecktor_nnunet.io.ids import split_image_name
+from hecktor_nnunet.io.label_maps import find_label_maps
 
 log = logging.getLogger(__name__)
 
@@ -76,9 +76,18 @@ def restore_predictions(pred_dir: str | Path, manifest: str | Path | dict, out_d
                         fmt: str = "nii.gz", workers: int = 1, quiet: bool = False) -> list[Path]:
     """Restore every prediction in ``pred_dir`` onto its patient's original CT grid.
 
-    Files ``<PatientID>.nii.gz`` (nnU-Net's output naming) are matched to manifest records;
-    outputs are ``<out_dir>/<PatientID>.<fmt>``. Predictions without a manifest record and
-    failures are errors naming the patient and file.
+    Files ``<PatientID>.nii.gz`` (nnU-Net's output naming) are matched to manifest records by
+    normalised id; outputs are ``<out_dir>/<PatientID>.<fmt>``. Predictions without a manifest
+    record and failures are errors naming the patient and file.
+
+    Raises
+    ------
+    ProblemsError
+        No label map in ``pred_dir``, or two files naming one patient (``CHUM_001``, ``chum-001``).
+    KeyError
+        A prediction without a manifest record.
+    RuntimeError
+        Restoring failed for some patients (each named with its file).
     """
     if fmt not in FORMATS:
         raise ValueError(f"format must be one of {sorted(FORMATS)}, got {fmt!r}")
@@ -88,13 +97,7 @@ def restore_predictions(pred_dir: str | Path, manifest: str | Path | dict, out_d
         raise FileNotFoundError(f"prediction folder not found: {pred_dir}")
     if out_dir.resolve() == pred_dir.resolve():
         raise ValueError("the output folder must differ from the prediction folder (inputs are never overwritten)")
-    preds = {}
-    for p in sorted(pred_dir.iterdir()):
-        pid, key = split_image_name(p)
-        if pid and key is None and not p.name.startswith("."):
-            preds[pid] = p
-    if not preds:
-        raise FileNotFoundError(f"no label maps (<PatientID>.nii.gz) in {pred_dir}")
+    preds = find_label_maps(pred_dir, "prediction")  # ids normalised; two files naming one patient refused
     unknown = sorted(set(preds) - set(m["cases"]))
     if unknown:
         raise KeyError(f"prediction(s) for patient(s) {unknown} have no record in the manifest "

@@ -22,7 +22,8 @@ from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.io.atomic_io import json_safe, write_json, write_table
 from hecktor_nnunet.io.clinical import read_clinical
 from hecktor_nnunet.io.ids import centre_of, normalise_id, split_image_name
-from hecktor_nnunet.io.problems import Problem
+from hecktor_nnunet.io.problems import Problem, ProblemsError
+from hecktor_nnunet.io.tables import collapse_duplicates, read_table
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
 from hecktor_nnunet.metrics.classification import balanced_accuracy, binary_summary, roc_auc
 from hecktor_nnunet.metrics.survival import concordance_index, time_dependent_auc, uno_c
@@ -30,14 +31,6 @@ from hecktor_nnunet.metrics.survival import concordance_index, time_dependent_au
 log = logging.getLogger(__name__)
 
 RFS_HORIZONS_DAYS = (730.0, 1095.0)
-# what a truth value must satisfy (column -> (test, what it must be)); missing values are excluded before
-TRUTH_RULES: dict[str, tuple[Callable[[pd.Series], pd.Series], str]] = {
-    "RFS": (lambda v: v >= 0, "must be >= 0 days"),
-    "Relapse": (lambda v: v.isin([0, 1]), "must be 0 (censored) or 1 (relapse)"),
-    "HPV Status": (lambda v: v.isin([0, 1]), "must be 0 (negative) or 1 (positive)"),
-}
-
-
 
 
 def _find_col(df: pd.DataFrame, name: str) -> str | None:
@@ -61,7 +54,10 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
     Accepted: a CSV ``PatientID,Prediction[,Probability]`` (column names case-insensitive; a
     two-column CSV without these names is read as id, prediction); a JSON object
     ``{id: value}`` or ``{id: {"Prediction": .., "Probability": ..}}`` or a list of records;
-    a folder of ``<ID>.json`` files each holding one number (the container output format).
+    a folder of ``<ID>.json`` files each holding one number (the container output format). A CSV
+    may be comma-, semicolon- or tab-separated, with decimal commas (:func:`~hecktor_nnunet.io.tables.read_table`).
+    Ids are normalised (``chum_001`` is ``CHUM-001``); a patient listed twice with the same values
+    is read once (warning), with different values is an error.
 
     Returns
     -------
@@ -89,7 +85,7 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
         else:
             raise EvaluationError([Problem("*", str(path), "bad_format", "JSON must be an object or a list")])
     else:
-        df = _parse(path, pd.read_csv)
+        df = _parse(path, lambda q: read_table(q)[0])
     id_col = _find_col(df, "PatientID")
     pred_col = _find_col(df, "Prediction")
     if (id_col is None or pred_col is None) and df.shape[1] == 2:
@@ -108,11 +104,18 @@ def read_predictions(path: str | Path) -> pd.DataFrame:
             raise EvaluationError([Problem(pid, str(path), "bad_value", f"{name} {v!r} is not a number")
                                    for pid, v in zip(out["PatientID"][bad], df[col][bad])])
         out[name] = num.astype(float)
-    dup = out["PatientID"].duplicated(keep=False)
-    if dup.any():
-        raise EvaluationError([Problem(pid, str(path), "duplicate_prediction", "patient listed more than once")
-                               for pid in sorted(set(out["PatientID"][dup]))])
-    return out.set_index("PatientID")
+    return _one_row_per_patient(out, path).set_index("PatientID")
+
+
+def _one_row_per_patient(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """The table with identical repeated rows read once (warning); EvaluationError when repeated rows differ."""
+    df, problems = collapse_duplicates(df, str(path))
+    errors = [p for p in problems if not p.usable]
+    if errors:
+        raise EvaluationError(errors)
+    for p in problems:
+        log.warning("%s", p)
+    return df
 
 
 def _align(truth_csv: str | Path, pred: str | Path, truth_cols: Sequence[str], drop_nan: bool,
@@ -123,11 +126,14 @@ def _align(truth_csv: str | Path, pred: str | Path, truth_cols: Sequence[str], d
     ``complete_cases`` (then left out and counted); a NaN prediction is an error unless
     ``drop_nan`` or ``complete_cases`` (then dropped and counted).
     """
-    truth = read_clinical(truth_csv)
+    try:  # outcome spellings, RFS > 0 and one row per patient are checked by the reader
+        truth = read_clinical(truth_csv)
+    except ProblemsError as e:
+        raise EvaluationError(e.problems) from e
     missing_cols = [c for c in truth_cols if c not in truth.columns]
     if missing_cols:
         raise EvaluationError([Problem("*", str(truth_csv), "missing_column", f"truth table lacks {missing_cols}")])
-    truth = truth.drop_duplicates("PatientID").set_index("PatientID")
+    truth = truth.set_index("PatientID")
     preds = read_predictions(pred)
     listed = set(preds.index)
     cols = [c for c in pred_cols if c in preds.columns]
@@ -158,13 +164,6 @@ def _align(truth_csv: str | Path, pred: str | Path, truth_cols: Sequence[str], d
         log.warning("complete cases only: %d patient(s) with truth but no prediction left out: %s",
                     len(without_pred), ", ".join(without_pred[:10]) + (" ..." if len(without_pred) > 10 else ""))
     joined = joined[~no_truth].copy()
-    bad_truth = []
-    for col in truth_cols:
-        test, rule = TRUTH_RULES[col]
-        bad_truth += [Problem(pid, str(truth_csv), "bad_value", f"truth {col} = {v!r} {rule}")
-                      for pid, v in joined.loc[~test(joined[col]), col].items()]
-    if bad_truth:
-        raise EvaluationError(bad_truth)
     if len(joined) < 2:
         raise EvaluationError([Problem("*", str(pred), "too_few", f"only {len(joined)} patient(s) with truth and prediction")])
     joined.insert(0, "Centre", [centre_of(p) for p in joined.index])
@@ -206,7 +205,9 @@ def evaluate_rfs(truth_csv: str | Path, pred: str | Path, out_dir: str | Path, p
     Raises
     ------
     EvaluationError
-        Unreadable files, invalid truth, NaN predictions, patients with truth and no prediction.
+        Unreadable files, invalid truth (an unreadable Relapse or RFS, RFS <= 0 days, a patient listed
+        twice with different values: see :func:`~hecktor_nnunet.io.clinical.read_clinical`), NaN
+        predictions, patients with truth and no prediction.
     """
     df, counts = _align(truth_csv, pred, ["RFS", "Relapse"], drop_nan, complete_cases)
     df["risk"] = -df["Prediction"] if pred_is_time else df["Prediction"]

@@ -15,11 +15,12 @@ import numpy as np
 import pandas as pd
 import SimpleITK as sitk
 
-from hecktor_nnunet.io.geometry import Grid, overlap_box, resample
+from hecktor_nnunet.io.geometry import Grid, overlap_box, resample, voxel_volume_ml
 from hecktor_nnunet.io.ids import normalise_id
 from hecktor_nnunet.io.image_files import IncompleteFileError, verify_image_file
-from hecktor_nnunet.io.problems import WARNING, CaseError, Problem
+from hecktor_nnunet.io.problems import WARNING, CaseError, Problem, ProblemsError
 from hecktor_nnunet.io.release import Case
+from hecktor_nnunet.io.tables import collapse_duplicates, read_table
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +29,13 @@ F18_HALF_LIFE_MIN = 109.77
 #: robust PET maximum (99.9th percentile, SUV) above which a PET is taken to be in Bq/mL;
 #: SUVs of head-and-neck tumours rarely exceed ~50, activity concentrations are in the thousands.
 BQML_THRESHOLD = 200.0
+#: CT values below this are padding outside the reconstructed field of view (-2048, -3024), not air
+CT_PADDING_HU = -1100.0
+#: a CT in HU has air (the 0.5th percentile of the values that are not padding) at or below this: ~ -1000
+CT_AIR_MAX_HU = -800.0
+#: ... and the median of its body (voxels 500 HU above the air) in this range: soft tissue, 0-100 HU, with
+#: margins for fat (-100) and bone; a CT stored as HU + 1024 gives ~1050, a clipped uint8 CT has no body
+CT_TISSUE_HU = (-100.0, 150.0)
 
 
 def label_values_outside(arr: np.ndarray) -> list[float]:
@@ -50,6 +58,12 @@ def label_counts(arr: np.ndarray) -> dict[int, int]:
     return {1: int(np.count_nonzero(arr)) - n2, 2: n2}
 
 
+def label_volumes_ml(label: sitk.Image) -> dict[int, float]:
+    """Volumes (mL) of labels 1 and 2 of a label map on its own grid (values 0, 1, 2, checked before)."""
+    voxel_ml = voxel_volume_ml(label)
+    return {k: n * voxel_ml for k, n in label_counts(sitk.GetArrayViewFromImage(label)).items()}
+
+
 @dataclass
 class LoadedCase:
     """A case's images after checks: CT, PET and label (on the CT grid) plus extras."""
@@ -60,7 +74,8 @@ class LoadedCase:
     label: sitk.Image | None
     extras: dict[str, sitk.Image] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-    label_counts: dict[int, int] | None = None  #: voxels of labels 1 and 2 (None without a label)
+    #: volumes (mL) of labels 1 and 2 in the label file as stored, before any resampling (None without a label)
+    label_volumes_ml: dict[int, float] | None = None
 
 
 def read_image(path: Path, patient_id: str, what: str) -> sitk.Image:
@@ -106,15 +121,48 @@ def pet_looks_like_bqml(pet: sitk.Image, threshold: float = BQML_THRESHOLD) -> t
     return robust_max > threshold, robust_max
 
 
+def ct_units_problem(ct: sitk.Image, patient_id: str, path: Path) -> Problem | None:
+    """A warning when a CT does not look like HU (air not near -1000, or soft tissue not near 0-100 HU).
+
+    Cheap: percentiles of every few slices, every few voxels in-plane (~0.5 M voxels of a 512 x 512 x 200 CT).
+    """
+    arr = sitk.GetArrayViewFromImage(ct)
+    step = max(1, arr.shape[2] // 128)
+    sample = np.asarray(arr[:: max(1, arr.shape[0] // 32), ::step, ::step], dtype=np.float32)
+    sample = sample[sample >= CT_PADDING_HU]
+    if not sample.size:
+        return Problem(patient_id, str(path), "ct_units",
+                       f"CT values do not look like HU: every sampled value is below {CT_PADDING_HU:g}", WARNING)
+    air = float(np.percentile(sample, 0.5))
+    body = sample[sample > air + 500.0]
+    tissue = float(np.median(body)) if body.size else None
+    if air <= CT_AIR_MAX_HU and tissue is not None and CT_TISSUE_HU[0] <= tissue <= CT_TISSUE_HU[1]:
+        return None
+    seen = f"air (0.5th percentile) {air:.0f}, body median " + ("none" if tissue is None else f"{tissue:.0f}")
+    return Problem(patient_id, str(path), "ct_units",
+                   f"CT values do not look like HU: {seen}, stored as {ct.GetPixelIDTypeAsString()}; expected air "
+                   f"near -1000 and soft tissue near 0-100 HU (a clipped unsigned CT, or HU + 1024 stored without "
+                   "its rescale intercept?)", WARNING)
+
+
 def read_suv_factors(path: str | Path) -> pd.DataFrame:
-    """Read a table of SUV factors: PatientID, Weight (kg), InjectedDose_MBq, Delay_min."""
-    df = pd.read_csv(path)
+    """Read a table of SUV factors: PatientID, Weight (kg), InjectedDose_MBq, Delay_min.
+
+    Any common CSV dialect (:func:`~hecktor_nnunet.io.tables.read_table`); a patient listed twice
+    with the same factors is read once (warning logged), with different factors is an error.
+    """
+    df, _ = read_table(path)
     need = {"PatientID", "Weight", "InjectedDose_MBq", "Delay_min"}
     missing = need - set(df.columns)
     if missing:
         raise ValueError(f"SUV factor table {path} lacks column(s) {sorted(missing)}; "
                          f"expected {sorted(need)} (weight in kg, dose in MBq, delay in minutes)")
     df["PatientID"] = df["PatientID"].astype(str).map(normalise_id)
+    df, problems = collapse_duplicates(df, str(path))
+    if any(not p.usable for p in problems):
+        raise ProblemsError([p for p in problems if not p.usable])
+    for p in problems:
+        log.warning("%s", p)
     return df.set_index("PatientID")
 
 
@@ -141,17 +189,20 @@ def load_case(case: Case, *, suv_factors: pd.DataFrame | None = None, extra_chan
     warnings: list[Problem] = []
     ct, pet = images["CT"], images["PET"]
     ct_grid = Grid.of(ct)
+    units = ct_units_problem(ct, pid, case.ct)
+    if units:
+        warnings.append(units)
     if overlap_box(ct_grid, Grid.of(pet)).empty:
         errors.append(Problem(pid, str(case.pet), "no_overlap",
                               "PET and CT fields of view do not overlap in physical space"))
     pet = _pet_in_suv(pet, case, suv_factors, bqml_threshold, errors, warnings)
-    label, counts = images.get("label"), None
+    label, volumes = images.get("label"), None
     if label is not None:
-        label, counts = _checked_label(label, case, ct_grid, errors, warnings)
+        label, volumes = _checked_label(label, case, ct_grid, errors, warnings)
     if errors:
         raise CaseError(errors + warnings)
     extras = {k: images[k] for k in extra_channels}
-    return LoadedCase(case, ct, pet, label, extras, warnings, counts)
+    return LoadedCase(case, ct, pet, label, extras, warnings, volumes)
 
 
 def _read_images(case: Case, extra_channels: tuple[str, ...]) -> dict[str, sitk.Image]:
@@ -205,25 +256,34 @@ def _pet_in_suv(pet: sitk.Image, case: Case, suv_factors: pd.DataFrame | None, b
 
 def _checked_label(label: sitk.Image, case: Case, ct_grid: Grid, errors: list[Problem], warnings: list[Problem]
                    ) -> tuple[sitk.Image, dict | None]:
-    """The label on the CT grid as UInt8 and its voxel counts per value (None when its values are invalid)."""
+    """The label on the CT grid as UInt8, and the volumes (mL) of labels 1 and 2 in the file as stored,
+    before any resampling (None when its values are invalid)."""
     pid = case.patient_id
     extra = label_values_outside(sitk.GetArrayViewFromImage(label))
-    if not Grid.of(label).same_as(ct_grid):
-        warnings.append(Problem(pid, str(case.label), "label_grid",
-                                f"label grid {Grid.of(label).size} @ {Grid.of(label).spacing} differs from "
-                                f"the CT grid {ct_grid.size} @ {ct_grid.spacing}; resampled onto the CT "
-                                "grid with nearest neighbour", WARNING))
-        label = resample(label, ct_grid, "nearest", 0)
     if extra:
         errors.append(Problem(pid, str(case.label), "label_values",
                               f"label values {extra} outside {{0, 1, 2}} (0 background, 1 GTVp, 2 GTVn; "
                               "non-integer values are not rounded)"))
         return label, None
+    stored = label_volumes_ml(label)
+    grid = Grid.of(label)
+    if not grid.same_as(ct_grid):
+        label = resample(label, ct_grid, "nearest", 0)
+        on_ct = label_volumes_ml(label)
+        change = ", ".join(f"{name} {stored[v]:.2f} -> {on_ct[v]:.2f} mL" for v, name in ((1, "GTVp"), (2, "GTVn")))
+        warnings.append(Problem(pid, str(case.label), "label_grid",
+                                f"label grid {grid.size} @ {_mm(grid.spacing)} mm differs from the CT grid "
+                                f"{ct_grid.size} @ {_mm(ct_grid.spacing)} mm; resampled onto the CT grid with "
+                                f"nearest neighbour ({change})",
+                                WARNING))
     if label.GetPixelID() != sitk.sitkUInt8:
         label = sitk.Cast(label, sitk.sitkUInt8)
-    counts = label_counts(sitk.GetArrayViewFromImage(label))
     for value, name in ((1, "GTVp"), (2, "GTVn")):
-        if counts[value] == 0:
+        if stored[value] == 0:
             warnings.append(Problem(pid, str(case.label), f"empty_{name.lower()}",
                                     f"no {name} voxel in the label", WARNING))
-    return label, counts
+    return label, stored
+
+
+def _mm(spacing: tuple[float, ...]) -> str:
+    return " x ".join(f"{v:.3g}" for v in spacing)

@@ -1,7 +1,10 @@
 """Patient ids and the file names that carry them: one normalisation for every tool.
 
-``CHUM_001`` and ``CHUM-001`` are one patient (``CHUM-001``); a file ``<ID>__<KEY>.<suffix>`` is
-patient ``<ID>``'s ``KEY`` image (``CT``, ``PT``, ``RTDOSE``...), and ``<ID>.<suffix>`` its label map.
+``CHUM_001``, ``chum-001`` and `` CHUM-001 `` are one patient (``CHUM-001``): surrounding spaces
+dropped, the centre prefix upper-cased, ``_`` between prefix and number read as ``-``. Every
+command that joins tables or files by patient (convert, evaluate, radiomics, prognosis) compares
+ids only after :func:`normalise_id`. A file ``<ID>__<KEY>.<suffix>`` is patient ``<ID>``'s ``KEY``
+image (``CT``, ``PT``, ``RTDOSE``...), and ``<ID>.<suffix>`` its label map.
 """
 
 from __future__ import annotations
@@ -19,10 +22,14 @@ def is_image_file(path: Path) -> bool:
 
 
 def normalise_id(raw: str) -> str:
-    """``CHUM_001`` / ``CHUM-001`` -> ``CHUM-001``; anything else is returned stripped."""
+    """``CHUM_001``, ``chum-001``, `` CHUM-001 `` -> ``CHUM-001``; anything else is returned stripped.
+
+    The centre prefix (letters) is upper-cased and joined to the rest by ``-``; what follows the
+    separator is kept as written.
+    """
     raw = raw.strip()
     m = _ID_RE.match(raw)
-    return f"{m.group(1)}-{m.group(2)}" if m else raw
+    return f"{m.group(1).upper()}-{m.group(2)}" if m else raw
 
 
 def centre_of(patient_id: str) -> str:

@@ -70,13 +70,20 @@ class Case:
 
 @dataclass
 class Release:
-    """A release on disk: its cases, its clinical table (one schema) and what was wrong with it."""
+    """A release on disk: its cases, its clinical table (one schema) and what was wrong with them.
+
+    ``problems`` concern the image files and cases; ``clinical_problems`` the clinical tables (an
+    error there, such as an unreadable outcome or conflicting rows, makes the table unusable, not
+    the images: the commands that use the table refuse it, the others go on).
+    ``clinical.attrs["reading"]`` says how each table was read (dialect, spellings of coded columns).
+    """
 
     root: Path
     layout: str
     cases: list[Case]
     clinical: pd.DataFrame
     problems: list[Problem]
+    clinical_problems: list[Problem] = field(default_factory=list)
 
     def case(self, patient_id: str) -> Case:
         for c in self.cases:
@@ -245,7 +252,6 @@ def read_release(root: str | Path, layout: str | None = None) -> Release:
             row["PatientID"] = cases[0].patient_id
             clinical, more = read_clinical_tables([], extra_rows=[row])
             clin_problems += more
-    problems += clin_problems
     log.info("read %d case(s) from %s (layout %s)", len(cases), root, layout)
-    return Release(root, layout, cases, clinical, problems)
+    return Release(root, layout, cases, clinical, problems, clin_problems)
 

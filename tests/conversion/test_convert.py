@@ -164,6 +164,21 @@ def test_restore_rejects_wrong_grid_and_labels(tiny_release, tmp_path):
     assert restore_main([str(preds), "--manifest", manifest, "-o", str(tmp_path / "o")]) == 2
 
 
+def test_restore_matches_ids_by_their_normal_form(tiny_release, tmp_path, capsys):
+    res = convert_release(tiny_release, 519, raw_dir=tmp_path / "raw", quiet=True)
+    pid = res.converted[0]
+    preds = tmp_path / "preds"
+    preds.mkdir()
+    shutil.copy(res.dataset_dir / "labelsTr" / f"{pid}.nii.gz", preds / f"{pid.lower().replace('-', '_')}.nii.gz")
+    manifest = str(res.dataset_dir / "conversion_manifest.json")
+    assert restore_main([str(preds), "--manifest", manifest, "-o", str(tmp_path / "o"), "--quiet"]) == 0
+    assert np.array_equal(_arr(tmp_path / "o" / f"{pid}.nii.gz"), _arr(read_release(tiny_release).case(pid).label))
+    shutil.copy(res.dataset_dir / "labelsTr" / f"{pid}.nii.gz", preds / f"{pid}.nii.gz")  # two files, one patient
+    assert restore_main([str(preds), "--manifest", manifest, "-o", str(tmp_path / "o2"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert pid in err and "two predictions for one patient" in err and not (tmp_path / "o2").exists()
+
+
 def _copy_release(tiny_release, tmp_path, n=4):
     """A small editable copy of the tiny release: its first n labelled patients."""
     root = tmp_path / "release"

@@ -272,3 +272,52 @@ def test_unparsable_predictions_and_bad_truth_name_the_file(release, tmp_path, c
     assert main(["rfs", "--truth", str(bad_truth), "--pred", str(preds), "-o", str(tmp_path / "o2")]) == 2
     err = capsys.readouterr().err
     assert table.loc[0, "PatientID"] in err and str(bad_truth) in err and "Relapse" in err
+
+
+def test_rfs_truth_as_people_write_it_scores_as_the_canonical_one(release, tmp_path):
+    # semicolons, lower-case ids, Relapse spelled yes/no in the truth; underscores in the predictions' ids
+    root, oracle = release
+    truth = pd.read_csv(root / "Task 2" / "HECKTOR_2025_Training_Task_2.csv")
+    preds = oracle[["PatientID", "true_risk"]].rename(columns={"true_risk": "Prediction"})
+    preds.to_csv(tmp_path / "canonical.csv", index=False)
+    odd_truth = truth.assign(PatientID=truth["PatientID"].str.lower(), Relapse=truth["Relapse"].map({1: "yes", 0: "No"}))
+    odd_truth.to_csv(tmp_path / "truth.csv", index=False, sep=";")
+    preds.assign(PatientID=preds["PatientID"].str.replace("-", "_")).to_csv(tmp_path / "odd.csv", index=False)
+    scores = []
+    for t, p in ((root / "Task 2" / "HECKTOR_2025_Training_Task_2.csv", "canonical.csv"), (tmp_path / "truth.csv", "odd.csv")):
+        assert main(["rfs", "--truth", str(t), "--pred", str(tmp_path / p), "-o", str(tmp_path / p[:-4]),
+                     "--n-boot", "10", "--quiet"]) == 0
+        scores.append(json.loads((tmp_path / p[:-4] / "summary.json").read_text()))
+    assert scores[1]["c_index"] == scores[0]["c_index"] and scores[1]["n_patients"] == scores[0]["n_patients"] == len(truth)
+
+
+@pytest.mark.parametrize("task,column", [("rfs", "RFS"), ("hpv", "HPV Status")])
+def test_repeated_truth_rows_are_read_once_or_refused_when_they_differ(release, tmp_path, capsys, caplog, task, column):
+    root, oracle = release
+    truth = pd.read_csv(root / {"rfs": "Task 2/HECKTOR_2025_Training_Task_2.csv",
+                                "hpv": "Task 3/HECKTOR_2025_Training_Task_3.csv"}[task])
+    value = oracle["true_risk"] if task == "rfs" else (oracle["hpv_prob"] > 0.5).astype(int)
+    pd.DataFrame({"PatientID": oracle["PatientID"], "Prediction": value}).to_csv(tmp_path / "p.csv", index=False)
+    row = truth.dropna(subset=[column]).iloc[[0]]
+    pid = row["PatientID"].item()
+    args = [task, "--truth", str(tmp_path / "t.csv"), "--pred", str(tmp_path / "p.csv"), "--n-boot", "10", "--quiet"]
+    pd.concat([truth, row.assign(PatientID=pid.lower())]).to_csv(tmp_path / "t.csv", index=False)
+    assert main(args + ["-o", str(tmp_path / "same")]) == 0
+    assert pid in caplog.text and "identical values" in caplog.text
+    s = json.loads((tmp_path / "same" / "summary.json").read_text())
+    assert s["n_patients"] == len(truth.dropna(subset=[column]))
+    changed = row.assign(**{column: 1 - row[column] if task == "hpv" else row[column] + 100})
+    pd.concat([truth, changed]).to_csv(tmp_path / "t.csv", index=False)
+    assert main(args + ["-o", str(tmp_path / "differ")]) == 2
+    err = capsys.readouterr().err
+    assert pid in err and str(tmp_path / "t.csv") in err and f"['{column}']" in err
+    assert not (tmp_path / "differ").exists()
+    # the same rule for the predictions: a patient predicted twice with different values is refused
+    preds = pd.read_csv(tmp_path / "p.csv")
+    first = preds.iloc[[0]].assign(PatientID=preds.loc[0, "PatientID"].replace("-", "_"),
+                                   Prediction=1 - preds.loc[0, "Prediction"])
+    pd.concat([preds, first]).to_csv(tmp_path / "p.csv", index=False)
+    truth.to_csv(tmp_path / "t.csv", index=False)
+    assert main(args + ["-o", str(tmp_path / "twice")]) == 2
+    err = capsys.readouterr().err
+    assert preds.loc[0, "PatientID"] in err and str(tmp_path / "p.csv") in err and "['Prediction']" in err

@@ -10,6 +10,8 @@ from hecktor_nnunet.demo.synth import generate_release
 def test_ids_are_normalised():
     assert normalise_id("CHUM_001") == "CHUM-001"
     assert normalise_id(" MDA-401 ") == "MDA-401"
+    assert normalise_id("chum-001") == normalise_id(" Chum_001 ") == "CHUM-001"
+    assert normalise_id("study 7") == "study 7"  # not an id of the release's form: only stripped
 
 
 def test_2025_layout_merges_tasks_and_clinical(tiny_release):
