@@ -1,20 +1,28 @@
 """Radiomics of GTVp, GTVn, their union and an optional peritumoral shell, on PET (SUV) and CT (HU).
 
-One row per patient, columns ``<modality>_<region>_<feature>`` (``PET_GTVp_original_firstorder_Maximum``,
-``CT_GTV_original_shape_MeshVolume``, ``PET_GTVn_SUVpeak``, ``MASK_GTVn_count``) and, per region,
-``flag_<region>_empty`` / ``flag_<region>_tiny`` (1 when the region's features are NaN because it is
-empty or smaller than ``min_volume_ml``).
+One row per patient with a mask, columns ``<modality>_<region>_<feature>``
+(``PET_GTVp_original_firstorder_Maximum``, ``CT_GTV_original_shape_MeshVolume``, ``PET_GTVn_SUVpeak``,
+``MASK_GTVn_count``) and, per region, ``flag_<region>_empty`` / ``flag_<region>_tiny`` (1 when the
+region's PyRadiomics features are NaN because it is empty or smaller than ``min_volume_ml``) and
+``flag_<region>_degenerate`` (1 when it is too small or flat for some feature classes on PyRadiomics'
+grid: :mod:`~hecktor_nnunet.prognosis.radiomics_extent`). Every patient of the release and every mask
+is accounted for: a patient without a mask, a mask without images and a mask off the CT grid are
+problems naming the patient, and ``meta["patients_without_row"]`` lists them.
 
-Per patient: read the mask (``<ID>.nii.gz`` on the CT grid), crop the CT grid to the bounding box of
-all labels plus a margin, resample the PET (linear) onto that cropped CT grid, then run PyRadiomics
-once per region and modality with the params files of :data:`DEFAULT_PARAMS`. Each patient's row is
-cached (one JSON per patient, written atomically) under a key that includes the settings hash and
-the mask, CT and PET files' size and time, so an interrupted run resumes where it stopped.
+Per patient: read the mask (``<ID>.nii.gz`` on the CT grid: a mask on another grid is refused unless
+``resample_nearest``, as ``hecktor-evaluate seg`` does), store CT and mask in the :data:`ORIENTATION`
+axis order, crop the CT grid to the bounding box of all labels plus a margin, resample the PET
+(linear) onto that cropped CT grid, then run PyRadiomics once per region and modality with the params
+files of :data:`DEFAULT_PARAMS`. Each patient's row is cached (one JSON per patient, written
+atomically) under a key that includes the settings hash and the mask, CT and PET files' size and
+time, so an interrupted run resumes where it stopped.
 
-The values are those of PyRadiomics run the plain way on the whole images (the CT as read from its
-file, the PET resampled linearly onto the whole CT grid, one full-grid mask per region), only
-cheaper. PyRadiomics anchors its ``resampledPixelSpacing`` grid at the mask's origin, so a cropped
-input would move that grid; :func:`pyradiomics_grid` computes the grid of the whole-image run,
+The values are those of PyRadiomics run the plain way on the whole images stored in the
+:data:`ORIENTATION` axis order (the CT as read from its file when it is stored that way; the PET
+resampled linearly onto the whole CT grid, one full-grid mask per region), only cheaper: the same
+patient stored LPS or RAS gives the same values, since PyRadiomics' resampling grid follows the
+storage order. PyRadiomics anchors its ``resampledPixelSpacing`` grid at the mask's origin, so a
+cropped input would move that grid; :func:`pyradiomics_grid` computes the grid of the whole-image run,
 the CT and the label map are resampled onto it from the whole images (the small output is the only
 cost), the PET from its crop (the margin covers the interpolation), and PyRadiomics runs on those
 with its own resampling switched off.
@@ -33,13 +41,15 @@ import pandas as pd
 
 from hecktor_nnunet.io.atomic_io import atomic_path, remove_temp_files, write_json, write_table
 from hecktor_nnunet.io.label_maps import find_label_maps
-from hecktor_nnunet.io.problems import ERROR, Problem
+from hecktor_nnunet.io.problems import ERROR, WARNING, Problem
 from hecktor_nnunet.io.release import read_release
 from hecktor_nnunet.parallel import parallel_map
 # the names below were defined here before the split and are still imported from this module
-from hecktor_nnunet.prognosis.radiomics_patient import PatientJob, PatientResult, extract_patient  # noqa: F401
+from hecktor_nnunet.prognosis.radiomics_patient import (PatientJob, PatientResult, extract_patient,  # noqa: F401
+                                                        nan_row)
 from hecktor_nnunet.prognosis.radiomics_settings import (DEFAULT_PARAMS, FORMAT_VERSION, MARGIN_MM,  # noqa: F401
-                                                         MIN_VOLUME_ML, MODALITIES, REGION_LABELS, SHELL_REGION,
+                                                         MIN_VOLUME_ML, MODALITIES, ORIENTATION, REGION_LABELS,
+                                                         SHELL_REGION,
                                                          ExtractionSettings, crop_margin_voxels, library_versions,
                                                          pyradiomics_grid, radiomics_extractor,
                                                          radiomics_feature_names)
@@ -62,8 +72,10 @@ def extract_features(
     dask_scheduler: str | None = None,
     quiet: bool = False,
     min_volume_ml: float = MIN_VOLUME_ML,
+    resample_nearest: bool = False,
+    skip_missing: bool = False,
 ) -> pd.DataFrame:
-    """Extract the features table of every patient that has a mask.
+    """Extract the features table of every patient that has a mask, and account for every other one.
 
     Parameters
     ----------
@@ -89,12 +101,17 @@ def extract_features(
         No progress bar.
     min_volume_ml : float
         Regions below this volume (mL) get NaN radiomics and ``flag_<region>_tiny = 1``.
+    resample_nearest : bool
+        Resample a mask that is not on its CT grid (nearest neighbour, warning ``resampled``) instead
+        of refusing the patient (error ``grid_mismatch``, no row).
+    skip_missing : bool
+        A patient of the release without a mask is a warning (``no_mask``) instead of an error.
 
     Returns
     -------
     DataFrame
-        One row per patient (``PatientID`` first); ``df.attrs["radiomics"]`` holds the metadata
-        (params hash, settings, versions, problems).
+        One row per patient whose mask could be used (``PatientID`` first); ``df.attrs["radiomics"]``
+        holds the metadata (params hash, settings, versions, problems, ``patients_without_row``).
     """
     settings = ExtractionSettings(str(params_pet or DEFAULT_PARAMS["PET"]), str(params_ct or DEFAULT_PARAMS["CT"]),
                                   tuple(regions), shell_mm, min_volume_ml)
@@ -102,7 +119,7 @@ def extract_features(
     masks = find_label_maps(masks_dir, "mask")
     if cache_dir:  # temporary files a killed run left in the cache
         remove_temp_files(cache_dir)
-    jobs, problems = _patient_jobs(release, release_root, masks, settings, cache_dir)
+    jobs, problems = _patient_jobs(release, masks, masks_dir, settings, cache_dir, resample_nearest, skip_missing)
     log.info("radiomics for %d patient(s) (%d mask(s) in %s)", len(jobs), len(masks), masks_dir)
     rows, seconds, n_cached = [], [], 0
     for res in parallel_map(extract_patient, jobs, workers=workers, desc="radiomics", quiet=quiet,
@@ -113,10 +130,11 @@ def extract_features(
             rows.append({"PatientID": res.patient_id, **res.row})
             if not res.cached:
                 seconds.append(res.seconds)
-    df = pd.DataFrame(rows)
-    if len(df):
-        df = df.sort_values("PatientID").reset_index(drop=True)
+    df = pd.DataFrame(rows, columns=["PatientID", *nan_row(settings)])  # every column, even without rows
+    df = df.sort_values("PatientID").reset_index(drop=True)
     meta = _table_meta(settings, len(df), n_cached, seconds, problems)
+    everyone = {c.patient_id for c in release.cases} | set(masks)
+    meta["patients_without_row"] = sorted(everyone - set(df["PatientID"]))
     for p in problems:
         (log.error if p.severity == ERROR else log.warning)("%s", p)
     if out is not None:
@@ -126,23 +144,31 @@ def extract_features(
 
 
 
-def _patient_jobs(release, release_root: str | Path, masks: dict[str, Path], settings: ExtractionSettings,
-                  cache_dir: str | Path | None) -> tuple[list[PatientJob], list[Problem]]:
-    """A job per mask whose patient has CT and PET in the release; a problem for every other mask."""
+def _patient_jobs(release, masks: dict[str, Path], masks_dir: str | Path, settings: ExtractionSettings,
+                  cache_dir: str | Path | None, resample_nearest: bool, skip_missing: bool
+                  ) -> tuple[list[PatientJob], list[Problem]]:
+    """A job per mask whose patient has CT and PET in the release; a problem for every other mask and
+    for every patient of the release without a mask (ids normalised alike: ``CHUM_001`` is ``CHUM-001``)."""
     problems: list[Problem] = []
     jobs = []
     for pid, mask in masks.items():
         try:
             case = release.case(pid)
         except KeyError:
-            problems.append(Problem(pid, str(mask), "no_images", f"mask has no images in {release_root}", ERROR))
+            problems.append(Problem(pid, str(mask), "no_images", f"mask has no images in {release.root}", ERROR))
             continue
         if case.ct is None or case.pet is None:
             problems.append(Problem(pid, str(case.ct or case.pet or ""), "missing_modality",
                                     "needs both CT and PET", ERROR))
             continue
         jobs.append(PatientJob(pid, str(case.ct), str(case.pet), str(mask), settings,
-                               str(cache_dir) if cache_dir else None))
+                               str(cache_dir) if cache_dir else None, resample_nearest))
+    for case in release.cases:
+        if case.patient_id not in masks:
+            problems.append(Problem(case.patient_id, str(masks_dir), "no_mask",
+                                    "no mask <ID>.nii.gz for this patient of the release: no row"
+                                    + ("" if skip_missing else " (see --skip-missing)"),
+                                    WARNING if skip_missing else ERROR))
     return jobs, problems
 
 

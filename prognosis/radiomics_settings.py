@@ -32,8 +32,12 @@ MARGIN_MM = 15.0
 #: Regions below this volume (mL) are flagged "tiny" and get NaN radiomics (one voxel of the
 #: 0.98x0.98x3 mm CT grid is 0.003 mL; a 4 mm radius sphere is 0.27 mL).
 MIN_VOLUME_ML = 0.25
-#: Bumped when the descriptors or the column naming change (part of the settings hash).
-FORMAT_VERSION = 1
+#: Every image and mask is stored in this axis order before extraction (``sitk.DICOMOrient``: axes
+#: permuted and flipped, no interpolation), so a patient stored LPS or RAS gives the same features.
+ORIENTATION = "LPS"
+#: Bumped when the descriptors, the column naming or the handling of degenerate regions change
+#: (part of the settings hash). 2: reorientation to :data:`ORIENTATION`, ``flag_<region>_degenerate``.
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,11 @@ class ExtractionSettings:
 
     @cached_property
     def params_hash(self) -> str:
-        """SHA-256 (16 hex digits) of the params files and the region settings (read once per settings object)."""
+        """SHA-256 (16 hex digits) of the params files, the region settings, the column format and the
+        orientation (read once per settings object)."""
         key = {"PET": self.params("PET"), "CT": self.params("CT"), "regions": list(self.regions),
-               "shell_mm": self.shell_mm, "min_volume_ml": self.min_volume_ml, "format": FORMAT_VERSION}
+               "shell_mm": self.shell_mm, "min_volume_ml": self.min_volume_ml, "format": FORMAT_VERSION,
+               "orientation": ORIENTATION}
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
 

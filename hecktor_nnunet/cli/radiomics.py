@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--regions", nargs="+", default=["GTVp", "GTVn", "GTV"], choices=["GTVp", "GTVn", "GTV"])
     ap.add_argument("--shell-mm", type=float, help="add a peritumoral shell region of this width (mm)")
     ap.add_argument("--min-volume-ml", type=float, help="regions below this volume (mL) are flagged tiny")
+    ap.add_argument("--resample-nearest", action="store_true",
+                    help="resample masks on another grid onto the CT grid (nearest neighbour) instead of refusing them")
+    ap.add_argument("--skip-missing", action="store_true",
+                    help="a patient of the release without a mask is a warning (no row) instead of an error")
     ap.add_argument("--cache", help="per-patient cache folder (an interrupted run resumes from it)")
     ap.add_argument("--dask-scheduler", help="run on a Dask cluster at this address (tcp://host:8786)")
     ap.add_argument("--quiet", action="store_true")
@@ -31,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         df = extract_features(release_root=a.release, masks_dir=a.masks, out=a.out, workers=a.workers,
                               params_pet=a.params_pet, params_ct=a.params_ct, regions=tuple(a.regions),
                               shell_mm=a.shell_mm, cache_dir=a.cache, dask_scheduler=a.dask_scheduler,
-                              quiet=a.quiet, min_volume_ml=MIN_VOLUME_ML if a.min_volume_ml is None else a.min_volume_ml)
+                              quiet=a.quiet, min_volume_ml=MIN_VOLUME_ML if a.min_volume_ml is None else a.min_volume_ml,
+                              resample_nearest=a.resample_nearest, skip_missing=a.skip_missing)
     except (FileNotFoundError, ValueError) as e:
         return fail(str(e))
     meta = df.attrs["radiomics"]
@@ -41,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     if not a.quiet:
         print(f"wrote {len(df)} patient(s) x {df.shape[1] - 1} columns to {a.out} "
               f"(params hash {meta['params_hash']})")
+    missing = meta["patients_without_row"]
+    if missing:
+        print(f"no row for {len(missing)} patient(s) (see the problems above): {', '.join(missing)}")
     return 1 if any(p.severity == ERROR for p in problems) else 0
 
 

@@ -21,8 +21,9 @@ from hecktor_nnunet.evaluation.common import EvaluationError, nanstat
 from hecktor_nnunet.evaluation.plots import centre_boxplot
 from hecktor_nnunet.evaluation.tasks import SEG_METRICS
 from hecktor_nnunet.io.atomic_io import json_safe, write_json, write_table
-from hecktor_nnunet.io.geometry import Grid, resample
+from hecktor_nnunet.io.geometry import Grid
 from hecktor_nnunet.io.ids import centre_of
+from hecktor_nnunet.io.label_grid import label_map_on_grid
 from hecktor_nnunet.io.label_maps import find_label_maps, find_truth_labels, label_array, read_label_map
 from hecktor_nnunet.io.problems import ERROR, WARNING, CaseError, Problem, ProblemsError
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
@@ -43,25 +44,13 @@ class _SegJob:
     matching: str
 
 
-def _grid_text(g: Grid) -> str:
-    return (f"size {g.size}, spacing {tuple(round(s, 4) for s in g.spacing)}, "
-            f"origin {tuple(round(o, 3) for o in g.origin)}")
-
-
 def _prediction_array(job: _SegJob, pred_path: Path, grid: Grid, problems: list[Problem]) -> np.ndarray:
     """A prediction's checked array on the truth's grid (resampled, with a warning, when allowed)."""
     p_img = sitk.ReadImage(str(pred_path))
     if p_img.GetDimension() != 3 or p_img.GetNumberOfComponentsPerPixel() != 1:
         raise CaseError([Problem(job.patient_id, str(pred_path), "bad_image", "prediction must be a 3D scalar image")])
-    p_grid = Grid.of(p_img)
-    if not p_grid.same_as(grid):
-        if not job.resample_nearest:
-            raise CaseError([Problem(job.patient_id, str(pred_path), "grid_mismatch",
-                                     f"prediction grid ({_grid_text(p_grid)}) differs from the truth's CT grid "
-                                     f"({_grid_text(grid)}); use --resample-nearest to resample it")])
-        p_img = resample(p_img, grid, "nearest", 0)
-        problems.append(Problem(job.patient_id, str(pred_path), "resampled",
-                                "prediction resampled (nearest) onto the truth grid", WARNING))
+    p_img, warnings = label_map_on_grid(p_img, grid, job.patient_id, pred_path, job.resample_nearest)
+    problems += warnings
     return label_array(p_img, pred_path, job.patient_id)
 
 

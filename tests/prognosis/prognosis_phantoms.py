@@ -47,3 +47,16 @@ def write_phantom(root: Path, pid: str, label_kind: str) -> None:
     sitk.WriteImage(_image(ct, CT_SPACING, -39.0), str(root / "release" / f"{pid}__CT.nii.gz"))
     sitk.WriteImage(_image(pet, PET_SPACING, -46.0), str(root / "release" / f"{pid}__PT.nii.gz"))
     sitk.WriteImage(_image(label, CT_SPACING, -39.0), str(root / "masks" / f"{pid}.nii.gz"))
+
+
+def flip_xy(image: sitk.Image) -> sitk.Image:
+    """The same physical image stored the other way along x and y (LPS <-> RAS): array flipped,
+    direction columns x and y negated, origin moved to the opposite corner. Values untouched."""
+    arr = sitk.GetArrayFromImage(image)[:, ::-1, ::-1]
+    out = sitk.GetImageFromArray(np.ascontiguousarray(arr))
+    out.SetSpacing(image.GetSpacing())
+    nx, ny, _ = image.GetSize()
+    out.SetOrigin(image.TransformIndexToPhysicalPoint((nx - 1, ny - 1, 0)))
+    direction = np.asarray(image.GetDirection()).reshape(3, 3) @ np.diag([-1.0, -1.0, 1.0])
+    out.SetDirection(direction.ravel().tolist())
+    return out
