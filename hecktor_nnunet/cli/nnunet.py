@@ -1,8 +1,9 @@
-"""``hecktor-nnunet``: nnU-Net environment, the HECKTOR trainer list, post-processing selection.
+"""``hecktor-nnunet``: nnU-Net environment, the HECKTOR trainer list, post-processing, cross-validated masks.
 
     eval "$(hecktor-nnunet env)"          # export nnUNet_extTrainer=<trainers folder>; checks nnUNet_* paths
     hecktor-nnunet trainers [--names]     # every trainer, what it changes and why
     hecktor-nnunet postprocess-select -d 500 -tr nnUNetTrainerHecktorFocalPETAug -f 0 1 2 3 4
+    hecktor-nnunet cv-masks -d 500 -tr nnUNetTrainerHecktorFocalPETAug -f 0 1 2 3 4 -o masks/
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
 from hecktor_nnunet.training.registry import RECOMMENDED, TRAINERS_DIR, format_table, trainer_names
 
 NNUNET_PATHS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -54,7 +55,7 @@ def select_postprocessing(dataset: str, trainer: str, plans: str, configuration:
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="hecktor-nnunet", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -63,15 +64,33 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--names", action="store_true", help="only the class names, one per line")
     tr.add_argument("--markdown", action="store_true", help="a markdown table")
     pp = sub.add_parser("postprocess-select", help="choose post-processing on validation folds")
-    pp.add_argument("-d", "--dataset", required=True)
-    pp.add_argument("-tr", "--trainer", default=RECOMMENDED)
-    pp.add_argument("-p", "--plans", default="nnUNetPlans")
-    pp.add_argument("-c", "--configuration", default="3d_fullres")
-    pp.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
+    cv = sub.add_parser("cv-masks", help="each training patient's mask from the fold that held it out, "
+                                         "post-processed and on its original CT grid (radiomics training masks)")
+    for p in (pp, cv):
+        p.add_argument("-d", "--dataset", required=True)
+        p.add_argument("-tr", "--trainer", default=RECOMMENDED)
+        p.add_argument("-p", "--plans", default="nnUNetPlans")
+        p.add_argument("-c", "--configuration", default="3d_fullres")
+        p.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
     pp.add_argument("--truth", default=None,
                     help="ground truth in converted space (default $nnUNet_preprocessed/DatasetXXX/gt_segmentations)")
-    pp.add_argument("--quiet", action="store_true")
-    a = ap.parse_args(argv)
+    cv.add_argument("-o", "--output", required=True, help="folder for <PatientID>.nii.gz")
+    cv.add_argument("--manifest", default=None,
+                    help="the training dataset's conversion_manifest.json (default $nnUNet_raw/DatasetXXX/...)")
+    cv.add_argument("--no-postprocessing", action="store_true",
+                    help="apply no post-processing (as hecktor-predict --no-postprocessing); without it, the "
+                         "model must have one chosen by postprocess-select")
+    cv.add_argument("--allow-missing", action="store_true",
+                    help="write the other patients when some are in no given fold's validation (listed)")
+    cv.add_argument("--overwrite", action="store_true", help="redo every patient, even those already written")
+    cv.add_argument("-np", "--workers", type=int, default=1, help="processes")
+    for p in (pp, cv):
+        p.add_argument("--quiet", action="store_true")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    a = _parser().parse_args(argv)
     if a.command == "env":
         lines, warnings = env_lines()
         for w in warnings:
@@ -83,9 +102,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     setup_logging(a.quiet)
     try:
-        result = select_postprocessing(a.dataset, a.trainer, a.plans, a.configuration, a.folds, a.truth)
+        return _cv_masks(a) if a.command == "cv-masks" else _postprocess_select(a)
     except (RuntimeError, ValueError, FileNotFoundError) as e:
         return fail(str(e))
+    except OSError as e:  # a full disk, an output folder another run holds: the message names the file
+        return fail(os_error_text(e))
+
+
+def _postprocess_select(a: argparse.Namespace) -> int:
+    result = select_postprocessing(a.dataset, a.trainer, a.plans, a.configuration, a.folds, a.truth)
     best = next(c for c in result["candidates"]
                 if c["keep_largest_gtvp"] == result["setting"]["keep_largest_gtvp"]
                 and c["min_gtvn_ml"] == result["setting"]["min_gtvn_ml"])
@@ -93,6 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"chosen on {result['n_cases']} validation case(s): {result['setting']} "
               f"(GTVp Dice {best['gtvp_dice']:.3f}, GTVn DSCagg {best['gtvn_dsc_agg']:.3f}, "
               f"F1agg {best['gtvn_f1_agg']:.3f})")
+    return 0
+
+
+def _cv_masks(a: argparse.Namespace) -> int:
+    from hecktor_nnunet.inference.cv_masks import cv_masks
+
+    r = cv_masks(a.output, dataset=a.dataset, trainer=a.trainer, plans=a.plans, configuration=a.configuration,
+                 folds=a.folds, postprocess=not a.no_postprocessing, allow_missing=a.allow_missing,
+                 overwrite=a.overwrite, manifest=a.manifest, workers=a.workers, quiet=a.quiet)
+    if r.missing:
+        print(f"warning: {len(r.missing)} training patient(s) in no validation prediction of folds "
+              f"{' '.join(map(str, a.folds))} got no mask: {', '.join(r.missing)}", file=sys.stderr)
+    if not a.quiet:
+        print(f"wrote {len(r.written)} mask(s), {len(r.unchanged)} already done and unchanged, to {a.output} "
+              f"(folds {' '.join(map(str, a.folds))}; post-processing: {r.postprocessing or 'none'})")
     return 0
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
+from hecktor_nnunet.inference.components import SUMMARY_FILE, format_small_components, read_prediction_summary
 from hecktor_nnunet.inference.predict import ModelError, predict
 from hecktor_nnunet.training.registry import RECOMMENDED
 
@@ -46,8 +48,17 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as e:  # a full disk, a work folder another run holds: the message names the file
         return fail(os_error_text(e))
     if not a.quiet:
-        print(f"wrote {len(written)} label map(s) to {a.output}")
+        _report(written, a.output, a.gc_output)
     return 0
+
+
+def _report(written: list[Path], output: str, gc_output: bool) -> None:
+    """What was written and, from ``prediction_summary.json``, the small connected components."""
+    summary = None if gc_output else read_prediction_summary(output)
+    where = "" if summary is None else f" (connected components per patient: {Path(output) / SUMMARY_FILE})"
+    print(f"wrote {len(written)} label map(s) to {output}{where}")
+    if summary is not None:
+        print("\n".join(format_small_components(summary["patients"], summary["min_volume_ml"])))
 
 
 if __name__ == "__main__":

@@ -83,6 +83,14 @@ def apply_postprocessing(label: np.ndarray, spacing: Sequence[float], setting: P
     return out
 
 
+def postprocess_image(image: sitk.Image, setting: Postprocessing) -> sitk.Image:
+    """:func:`apply_postprocessing` on a label-map image; returns a uint8 image on the same grid."""
+    arr = apply_postprocessing(sitk.GetArrayFromImage(image), image.GetSpacing(), setting)
+    out = sitk.GetImageFromArray(arr.astype(np.uint8))
+    out.CopyInformation(image)
+    return out
+
+
 def score(cases: Iterable[tuple[np.ndarray, np.ndarray, Sequence[float]]]) -> dict:
     """GTVp mean Dice, GTVn DSCagg and F1agg over (truth, prediction, spacing) cases, and their mean.
 
@@ -199,6 +207,35 @@ def _read(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     return sitk.GetArrayFromImage(img), img.GetSpacing()[::-1]
 
 
+def validation_predictions(model_dir: str | Path, folds: Sequence[int | str],
+                           file_ending: str = ".nii.gz") -> dict[str, tuple[str, Path]]:
+    """nnU-Net's validation prediction of every case of ``folds``: case id -> (fold, file).
+
+    The files are ``<model_dir>/fold_<k>/validation/<case id><file_ending>``, in converted space.
+
+    Raises
+    ------
+    FileNotFoundError
+        If a fold has no validation predictions.
+    ValueError
+        If one case is in the validation of two folds (the message names both folds and files).
+    """
+    found: dict[str, tuple[str, Path]] = {}
+    for f in folds:
+        val_dir = Path(model_dir) / f"fold_{f}" / "validation"
+        preds = sorted(p for p in val_dir.glob(f"*{file_ending}") if not p.name.startswith("."))
+        if not preds:
+            raise FileNotFoundError(f"no validation predictions in {val_dir}; train fold {f} to the end "
+                                    "(or run nnUNetv2_train ... --val)")
+        for p in preds:
+            case = p.name[:-len(file_ending)]
+            if case in found:
+                raise ValueError(f"{case} is in the validation of fold {found[case][0]} ({found[case][1]}) and of "
+                                 f"fold {f} ({p}); each case must be validated by one fold only")
+            found[case] = (str(f), p)
+    return found
+
+
 def validation_files(model_dir: str | Path, folds: Sequence[int | str], truth_dir: str | Path,
                      file_ending: str = ".nii.gz") -> list[tuple[Path, Path]]:
     """(truth file, prediction file) of every validation case of ``folds`` in a trained model folder.
@@ -206,21 +243,17 @@ def validation_files(model_dir: str | Path, folds: Sequence[int | str], truth_di
     Raises
     ------
     FileNotFoundError
-        If a fold has no validation predictions, or a prediction has no truth file.
+        If a fold has no validation predictions (:func:`validation_predictions`), or a prediction
+        has no truth file.
+    ValueError
+        If one case is in the validation of two folds.
     """
-    model_dir, truth_dir = Path(model_dir), Path(truth_dir)
     pairs = []
-    for f in folds:
-        val_dir = model_dir / f"fold_{f}" / "validation"
-        preds = sorted(val_dir.glob(f"*{file_ending}"))
-        if not preds:
-            raise FileNotFoundError(f"no validation predictions in {val_dir}; train fold {f} to the end "
-                                    "(or run nnUNetv2_train ... --val)")
-        for p in preds:
-            t = truth_dir / p.name
-            if not t.is_file():
-                raise FileNotFoundError(f"no ground truth {t} for validation prediction {p}")
-            pairs.append((t, p))
+    for _, p in validation_predictions(model_dir, folds, file_ending).values():
+        t = Path(truth_dir) / p.name
+        if not t.is_file():
+            raise FileNotFoundError(f"no ground truth {t} for validation prediction {p}")
+        pairs.append((t, p))
     return pairs
 
 

@@ -2,7 +2,8 @@
 
 Steps, each one function: find and check the model -> convert the inputs with the settings the
 training dataset was converted with -> nnU-Net's predictor (any folds, ensembled) ->
-post-processing saved with the model -> restore onto the original CT grids.
+post-processing saved with the model -> restore onto the original CT grids -> count each mask's
+connected components (``prediction_summary.json``).
 """
 
 from __future__ import annotations
@@ -16,14 +17,17 @@ import time
 from pathlib import Path
 from typing import Iterator, Sequence
 
-import numpy as np
 import SimpleITK as sitk
 
+from hecktor_nnunet.inference.components import SUMMARY_FILE, component_report
+from hecktor_nnunet.inference.postprocessing import (CONNECTIVITY, Postprocessing, load_postprocessing,
+                                                     postprocess_image)
 from hecktor_nnunet.io.atomic_io import write_json
+from hecktor_nnunet.io.ids import split_image_name
 from hecktor_nnunet.io.image_files import LABEL_GZIP_LEVEL, write_image
 from hecktor_nnunet.io.problems import ERROR, Problem, format_report
 from hecktor_nnunet.io.release import read_release
-from hecktor_nnunet.inference.postprocessing import Postprocessing, apply_postprocessing, load_postprocessing
+from hecktor_nnunet.prognosis.radiomics_settings import MIN_VOLUME_ML
 from hecktor_nnunet.training.registry import TRAINERS_DIR
 
 log = logging.getLogger(__name__)
@@ -47,10 +51,11 @@ def model_folder(dataset: str | int, trainer: str, plans: str = "nnUNetPlans",
         If ``nnUNet_results`` is unset, the dataset is unknown or the folder does not exist
         (the message lists the trained models that do exist for the dataset).
     """
-    results = Path(results_dir or os.environ.get("nnUNet_results") or "")
-    if not str(results) or not results.is_dir():
+    value = results_dir or os.environ.get("nnUNet_results")
+    if not value or not Path(value).is_dir():
         raise ModelError("nnUNet_results is not set or not a folder; run `eval \"$(hecktor-nnunet env)\"` "
                          "or pass --results")
+    results = Path(value)
     name = _dataset_folder(results, dataset)
     folder = results / name / f"{trainer}__{plans}__{configuration}"
     if not folder.is_dir():
@@ -120,13 +125,22 @@ def conversion_settings(folder: Path, raw_dir: str | Path | None = None):
     local = folder / SETTINGS_FILE
     if local.is_file():
         return ConversionSettings.from_dict(json.loads(local.read_text()))
-    raw = Path(raw_dir or os.environ.get("nnUNet_raw") or "")
-    manifest = raw / folder.parent.name / MANIFEST
-    if str(raw) and manifest.is_file():
+    manifest = dataset_manifest(folder, raw_dir)
+    if manifest is not None and manifest.is_file():
         return ConversionSettings.from_dict(json.loads(manifest.read_text())["settings"])
-    raise ModelError(f"cannot tell how the training data were converted: neither {local} nor {manifest} exists. "
+    where = manifest or f"$nnUNet_raw/{folder.parent.name}/{MANIFEST} (nnUNet_raw is not set)"
+    raise ModelError(f"cannot tell how the training data were converted: neither {local} nor {where} exists. "
                      "Run `hecktor-nnunet postprocess-select` on the training machine (it stores the settings "
                      "with the model) or set nnUNet_raw")
+
+
+def dataset_manifest(folder: Path, raw_dir: str | Path | None = None) -> Path | None:
+    """``<raw>/<dataset>/conversion_manifest.json`` of a model folder's training dataset.
+
+    ``raw`` is ``raw_dir`` or ``$nnUNet_raw``; None when neither is set. The file may not exist.
+    """
+    raw = raw_dir or os.environ.get("nnUNet_raw")
+    return Path(raw) / folder.parent.name / MANIFEST if raw else None
 
 
 def save_conversion_settings(folder: Path, raw_dir: str | Path | None = None) -> Path:
@@ -238,11 +252,7 @@ def postprocess_folder(pred_dir: Path, out_dir: Path, setting: Postprocessing) -
     """Apply ``setting`` to every ``*.nii.gz`` label map of ``pred_dir`` into ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for p in sorted(pred_dir.glob("*.nii.gz")):
-        img = sitk.ReadImage(str(p))
-        arr = apply_postprocessing(sitk.GetArrayFromImage(img), img.GetSpacing(), setting)
-        out = sitk.GetImageFromArray(arr.astype(np.uint8))
-        out.CopyInformation(img)
-        write_image(out, out_dir / p.name, gzip_level=LABEL_GZIP_LEVEL)
+        write_image(postprocess_image(sitk.ReadImage(str(p)), setting), out_dir / p.name, gzip_level=LABEL_GZIP_LEVEL)
 
 
 def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int, trainer: str,
@@ -276,7 +286,9 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
     Returns
     -------
     list of Path
-        The written label maps.
+        The written label maps. Next to them (not with ``gc_output``), ``prediction_summary.json``
+        records the model and, per patient, the connected components of each label and how many are
+        below the radiomics tiny size (:mod:`hecktor_nnunet.inference.components`).
     """
     from hecktor_nnunet.dataset_conversion.cases import convert_images
 
@@ -310,9 +322,21 @@ def predict(input_dir: str | Path, output_dir: str | Path, *, dataset: str | int
     finally:
         if work_ctx is not None:
             work_ctx.cleanup()
+    if not gc_output:
+        _write_summary(written, Path(output_dir), folder, folds, setting, workers=workers, quiet=quiet)
     log.info("predicted %d case(s) with %s folds %s in %.1f s (post-processing: %s)", len(written), folder.name,
              list(folds), time.perf_counter() - t0, setting)
     return written
+
+
+def _write_summary(written: list[Path], output_dir: Path, folder: Path, folds: Sequence[int | str],
+                   setting: Postprocessing | None, *, workers: int, quiet: bool) -> None:
+    """``prediction_summary.json``: the model, and each written mask's connected components per label."""
+    report = component_report({split_image_name(p)[0]: p for p in written}, workers=workers, quiet=quiet)
+    write_json({"model": str(folder), "folds": [str(f) for f in folds],
+                "postprocessing": setting.to_dict() if setting is not None else None,
+                "connectivity": CONNECTIVITY, "min_volume_ml": MIN_VOLUME_ML, "patients": report},
+               output_dir / SUMMARY_FILE)
 
 
 def _read_inputs(input_dir: str | Path, layout: str | None, gc_output: bool):
