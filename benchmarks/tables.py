@@ -26,6 +26,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 DOCS = ROOT / "docs"
@@ -121,10 +123,42 @@ def prognosis_training() -> str:
     r = _load("prognosis_training")
     rows = []
     for name, t in r["timings"].items():
-        rows.append([f"{name.replace('/', ' ')} ({t['grid_candidates']} candidates)", f"{t['seconds']:.1f}",
-                     t["patients"], t["columns_in"], t["selected"]])
+        rows.append([f"{name.replace('/', ' ')} ({t['candidates']} candidates)", f"{t['seconds']:.1f}",
+                     t["patients"], t["columns_in"], t["selected"], t["fitted"]])
     return "\n".join([f"{r['machine']}, {r['threads']} thread:", ""]
-                     + _table(["model", "seconds", "patients", "input columns", "selected"], rows))
+                     + _table(["model", "seconds", "patients", "input columns", "selected", "fitted"], rows))
+
+
+def prognosis_models() -> str:
+    """Per task: every model's mean score and gap to the oracle over the seeds of the planted cohort."""
+    r = _load("prognosis_models")
+    out = [f"{r['machine']}, {r['date']}; {r['patients']} patients per cohort, 5 centre-stratified outer folds, "
+           f"{len(next(iter(r['tasks'].values())))} seeds (mean over seeds; in brackets the worst and best gap "
+           "to the oracle):", ""]
+    for task, runs in r["tasks"].items():
+        metric = "C-index" if task == "rfs" else "balanced accuracy"
+        oracle = np.mean([x["oracle"] for x in runs])
+        rows = []
+        named = [(m, m) for m in runs[0]["scores"]] + [("well-specified (told the true inputs)", "well_specified"),
+                                                       ("oracle (the planted truth)", "oracle")]
+        for label, key in named:
+            values = [x["scores"][key] if key in x["scores"] else x[key] for x in runs]
+            gaps = [v - x["oracle"] for v, x in zip(values, runs)]
+            shown = "**auto** (default)" if label == "auto" else label
+            rows.append([shown, f"{np.mean(values):.3f}", f"{np.mean(gaps):+.3f} ({min(gaps):+.3f} to {max(gaps):+.3f})"
+                         if key != "oracle" else ""])
+        rows.append(["auto on shuffled outcomes", f"{np.mean([x['auto_shuffled'] for x in runs]):.3f}",
+                     f"range {min(x['auto_shuffled'] for x in runs):.3f}-{max(x['auto_shuffled'] for x in runs):.3f}"])
+        chose: dict[str, int] = {}
+        for x in runs:
+            for k, v in x["auto_chose"].items():
+                fam = k.split(" ")[0]
+                chose[fam] = chose.get(fam, 0) + v
+        out += [f"**{task.upper()}** ({metric}; oracle {oracle:.3f} on average):", ""]
+        out += _table(["model", metric, "vs. oracle"], rows)
+        out += ["", "`auto` chose, over all outer folds and seeds: "
+                + ", ".join(f"{k} {v}" for k, v in sorted(chose.items(), key=lambda kv: -kv[1])) + ".", ""]
+    return "\n".join(out).rstrip()
 
 
 def _augmentation_rows(run: dict) -> list[list[object]]:
@@ -209,7 +243,8 @@ def gpu_check() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "trainers": trainers, "convert": convert, "evaluate": evaluate, "radiomics": radiomics,
-    "prognosis_training": prognosis_training, "augmentation_tiny": augmentation_tiny,
+    "prognosis_training": prognosis_training, "prognosis_models": prognosis_models,
+    "augmentation_tiny": augmentation_tiny,
     "augmentation_small": augmentation_small,
     "inference": inference, "demo_design": demo_design, "gpu_check": gpu_check,
 }

@@ -2,10 +2,11 @@
 
 A model folder holds::
 
-    prognosis.json            task, model name, settings, chosen hyper-parameters, input columns,
-                              selected features, HPV threshold, params hash, library versions
-    model.json                the xgboost booster (xgb models), or
-    model.joblib              the fitted scikit-survival pipeline (baselines; bound to library versions)
+    prognosis.json            task, requested model, what was chosen (family, k) and the inner scores,
+                              settings, input columns, selected features, HPV threshold, params hash,
+                              library versions
+    model.joblib              the fitted model (column screen + estimator; bound to the library versions)
+    model.json                the xgboost booster, when the chosen family is xgb (portable export)
     cv_report.json            cross-validation report (when the model was cross-validated)
     feature_importance.csv    gain and mean |SHAP| per selected feature (xgb models)
     feature_importance.png
@@ -26,14 +27,14 @@ import pandas as pd
 
 from hecktor_nnunet.evaluation.plots import save_figure
 from hecktor_nnunet.io.atomic_io import atomic_path, write_json, write_table
+from hecktor_nnunet.prognosis.estimators import XGBHPVClassifier, XGBSurvival
 from hecktor_nnunet.prognosis.features import model_inputs, radiomics_columns
-from hecktor_nnunet.prognosis.models import (FeatureSelector, PrognosisModel, XGBHPVClassifier,
-                                             XGBSurvival)
+from hecktor_nnunet.prognosis.models import PrognosisModel
 
 log = logging.getLogger(__name__)
 
 MODEL_INFO = "prognosis.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class ModelMismatchError(ValueError):
@@ -54,7 +55,7 @@ def versions() -> dict[str, str]:
 
 
 def save_model(model: PrognosisModel, folder: str | Path, *, radiomics_columns: list[str], params_hash: str | None,
-               cv_report: dict | None = None) -> Path:
+               cv_report: dict | None = None, exclude_clinical: tuple[str, ...] = ()) -> Path:
     """Write a fitted model's files into ``folder`` (created; each file replaced atomically).
 
     ``folder`` should be new: :func:`hecktor_nnunet.prognosis.train.train` passes a temporary folder
@@ -70,24 +71,24 @@ def save_model(model: PrognosisModel, folder: str | Path, *, radiomics_columns: 
         The features table's extraction hash (None for clinical-only models).
     cv_report : dict, optional
         Written as ``cv_report.json``.
+    exclude_clinical : tuple of str
+        Clinical columns the model was trained without (left out at prediction time too).
     """
+    import joblib
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    with atomic_path(folder / "model.joblib") as tmp:
+        joblib.dump(model, tmp)
     est = model.estimator_
     if isinstance(est, (XGBSurvival, XGBHPVClassifier)):
         with atomic_path(folder / "model.json") as tmp:
             est.booster_.save_model(str(tmp))
-        file = "model.json"
-    else:
-        import joblib
-
-        with atomic_path(folder / "model.joblib") as tmp:
-            joblib.dump(est, tmp)
-        file = "model.joblib"
-    info = {"format": FORMAT_VERSION, "task": model.task, "model": model.model, "settings": model.get_params(),
-            "best_params": model.best_params_, "search": model.search_, "model_file": file,
-            "feature_names_in": model.feature_names_in_, "selected_features": model.selected_features_,
-            "radiomics_columns": list(radiomics_columns), "params_hash": params_hash,
+    info = {"format": FORMAT_VERSION, "task": model.task, "model": model.model, "chosen": model.chosen_,
+            "settings": model.get_params(), "best_params": model.best_params_, "search": model.search_,
+            "model_file": "model.joblib", "feature_names_in": model.feature_names_in_,
+            "selected_features": model.selected_features_, "radiomics_columns": list(radiomics_columns),
+            "exclude_clinical": list(exclude_clinical), "params_hash": params_hash,
             "threshold": getattr(est, "threshold_", None), "versions": versions()}
     write_json(info, folder / MODEL_INFO)
     if cv_report is not None:
@@ -96,34 +97,26 @@ def save_model(model: PrognosisModel, folder: str | Path, *, radiomics_columns: 
 
 
 def load_model(folder: str | Path) -> tuple[PrognosisModel, dict]:
-    """Read a model folder back into a fitted :class:`PrognosisModel` and its info dict."""
+    """Read a model folder back into the fitted :class:`PrognosisModel` and its info dict.
+
+    A folder written by other library versions is loaded with a warning naming the differences
+    (a pickled model is only guaranteed to load with the versions that wrote it).
+    """
+    import joblib
+
     folder = Path(folder)
     path = folder / MODEL_INFO
     if not path.is_file():
         raise FileNotFoundError(f"{folder} is not a model folder (no {MODEL_INFO})")
     info = json.loads(path.read_text())
-    model = PrognosisModel(**info["settings"])
-    model.feature_names_in_ = info["feature_names_in"]
-    model.best_params_, model.search_ = info["best_params"], info["search"]
-    selector = FeatureSelector(k=model.k_features)
-    selector.selected_ = info["selected_features"]
-    selector.feature_names_in_ = info["feature_names_in"]
-    model.selector_ = selector
-    if info["model_file"] == "model.json":
-        import xgboost as xgb
-
-        cls = XGBSurvival if info["task"] == "rfs" else XGBHPVClassifier
-        est = cls(**info["best_params"])
-        est.booster_ = xgb.Booster(model_file=str(folder / "model.json"))
-        est.feature_names_in_ = info["selected_features"]
-        if info["task"] == "hpv":
-            est.threshold_ = float(info["threshold"])
-    else:
-        import joblib
-
-        est = joblib.load(folder / info["model_file"])
-    model.estimator_ = est
-    return model, info
+    if info.get("format") != FORMAT_VERSION:
+        raise ModelMismatchError(f"{folder} was written in model-folder format {info.get('format')}; this version "
+                                 f"reads format {FORMAT_VERSION}: train the model again")
+    now = versions()
+    changed = {k: (v, now.get(k)) for k, v in info["versions"].items() if now.get(k) != v}
+    if changed:
+        log.warning("%s was written with other library versions %s (then, now)", folder, changed)
+    return joblib.load(folder / info["model_file"]), info
 
 
 def feature_importance(model: PrognosisModel, X: pd.DataFrame) -> pd.DataFrame | None:
@@ -180,8 +173,9 @@ def check_table(info: dict, features: pd.DataFrame | None, meta: dict) -> None:
 
 
 def predict(model_dir: str | Path, features: pd.DataFrame | None, meta: dict, out_csv: str | Path,
-            clinical: pd.DataFrame | None = None, json_dir: str | Path | None = None) -> pd.DataFrame:
-    """Predict every patient of a features table and write the challenge formats.
+            clinical: pd.DataFrame | None = None, json_dir: str | Path | None = None,
+            sources: tuple[str, str] = ("features table", "clinical table")) -> pd.DataFrame:
+    """Predict every patient of the inputs and write the challenge formats.
 
     Parameters
     ----------
@@ -194,27 +188,41 @@ def predict(model_dir: str | Path, features: pd.DataFrame | None, meta: dict, ou
         The table's metadata (params hash).
     out_csv : path
         ``PatientID,Prediction`` (rfs: risk, higher = earlier relapse; hpv: 0/1 and a
-        ``Probability`` column of P(HPV+)).
+        ``Probability`` column of P(HPV+)): one row per patient present in every table the model
+        needs.
     clinical : DataFrame, optional
         Clinical table in the schema, when the model uses clinical variables.
     json_dir : path, optional
         One ``<PatientID>.json`` per patient holding the container output (rfs: a float; hpv: 0 or 1).
+    sources : (str, str)
+        How the two tables are named in messages.
+
+    Returns
+    -------
+    DataFrame
+        The predictions written; ``attrs["not_scored"]`` maps each patient that could not be scored
+        (present in one table only) to the reason.
     """
     model, info = load_model(model_dir)
     check_table(info, features, meta)
-    X = model_inputs(features, clinical, info["task"], use_radiomics=bool(info["radiomics_columns"]))
-    if clinical is not None:
-        # a clinical variable absent from this table (e.g. HPV status in a container's ehr.json) is
-        # missing for every patient: NaN, as missing values were in training
-        absent = [c for c in model.feature_names_in_ if c.startswith("CLIN_") and c not in X.columns]
-        if absent:
-            log.warning("clinical table lacks %s: treated as missing for every patient", absent)
-            X = X.assign(**{c: np.nan for c in absent})
+    uses_clinical = any(c.startswith("CLIN_") for c in model.feature_names_in_)
+    if uses_clinical and clinical is None:
+        raise ModelMismatchError("this model uses clinical variables: give the clinical table (--clinical)")
+    joined = model_inputs(features, clinical if uses_clinical else None, info["task"],
+                          use_radiomics=bool(info["radiomics_columns"]),
+                          exclude_clinical=tuple(info.get("exclude_clinical", ())), sources=sources)
+    X = joined.X
+    # a clinical variable absent from this table (e.g. HPV status in a container's ehr.json) is
+    # missing for every patient: NaN, as missing values were in training
+    absent = [c for c in model.feature_names_in_ if c.startswith("CLIN_") and c not in X.columns]
+    if absent:
+        log.warning("clinical table lacks %s: treated as missing for every patient", absent)
+        X = X.assign(**{c: np.nan for c in absent})
     missing = [c for c in model.feature_names_in_ if c not in X.columns]
     if missing:
-        raise ModelMismatchError(f"inputs lack column(s) the model was trained with: {missing[:5]}"
-                                 + (" (give the clinical table with --clinical)" if any(
-                                     c.startswith("CLIN_") for c in missing) else ""))
+        raise ModelMismatchError(f"inputs lack column(s) the model was trained with: {missing[:5]}")
+    if X.empty:
+        raise ModelMismatchError(f"no patient is in both the {sources[0]} and the {sources[1]}")
     X = X[model.feature_names_in_]
     if info["task"] == "rfs":
         out = pd.DataFrame({"PatientID": X.index, "Prediction": model.predict(X)})
@@ -225,5 +233,7 @@ def predict(model_dir: str | Path, features: pd.DataFrame | None, meta: dict, ou
     if json_dir is not None:
         for pid, value in zip(out["PatientID"], out["Prediction"]):
             write_json(float(value) if info["task"] == "rfs" else int(value), Path(json_dir) / f"{pid}.json")
+    out.attrs["not_scored"] = {**{p: f"no row in the {sources[1]}" for p in joined.features_without_clinical},
+                               **{p: f"no row in the {sources[0]}" for p in joined.clinical_without_features}}
     log.info("predicted %d patient(s) -> %s", len(out), out_csv)
     return out

@@ -9,10 +9,12 @@ Splits (``cv=``):
     Leave one centre out: each centre is a test fold once (a harder, more honest estimate of how a
     model travels to a new hospital); repeats change the model seeds only.
 
-Each fold fits the whole model (feature selection, inner search, final fit) on the training rows
-alone. The report gives the mean fold metric (``c_index`` for rfs, ``balanced_accuracy`` for hpv),
-its spread over folds, a 95% bootstrap interval on the pooled out-of-fold predictions, and the same
-metric per centre.
+Each fold fits the whole model (feature selection, the inner cross-validation that chooses the
+family and ``k`` or a family's settings, final fit) on the training rows alone: the outer test folds
+only score. The report gives the mean fold metric (``c_index`` for rfs, ``balanced_accuracy`` for
+hpv), its spread over folds, a 95% bootstrap interval on the pooled out-of-fold predictions, the same
+metric per centre, and for every fold what its inner cross-validation chose and the inner scores
+behind the choice.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import LeaveOneGroupOut, StratifiedKFold
-from tqdm.auto import tqdm
 
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
 from hecktor_nnunet.metrics.classification import balanced_accuracy, binary_summary
 from hecktor_nnunet.metrics.survival import concordance_index
-from hecktor_nnunet.prognosis.models import PrognosisModel, stratify_labels
+from hecktor_nnunet.parallel import parallel_map
+from hecktor_nnunet.prognosis.models import PrognosisModel
+from hecktor_nnunet.prognosis.selection import stratify_labels
 
 log = logging.getLogger(__name__)
 
@@ -104,9 +107,16 @@ def _ci(task: str, truth: pd.DataFrame, score: np.ndarray, pred: np.ndarray | No
     return bootstrap_ci(balanced_accuracy, truth["label"].to_numpy(), pred, n=n_bootstrap, seed=seed)
 
 
+def _fit_fold(job: tuple) -> tuple[int, int, np.ndarray, np.ndarray, PrognosisModel]:
+    """Fit one outer fold's model on its training rows (runs in a worker process)."""
+    make_model, X, y, r, f, tr, te, seed = job
+    return r, f, tr, te, make_model(seed).fit(X.iloc[tr], y[tr])
+
+
 def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task: str,
                    make_model: Callable[[int], PrognosisModel], cv: str = "stratified", n_splits: int = 5,
-                   repeats: int = 3, seed: int = 0, n_bootstrap: int = 1000, quiet: bool = False) -> CVResult:
+                   repeats: int = 3, seed: int = 0, n_bootstrap: int = 1000, workers: int = 1,
+                   quiet: bool = False) -> CVResult:
     """Repeated cross-validation with no leakage: every fold fits a fresh model on its training rows.
 
     Parameters
@@ -126,6 +136,8 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
         Repeats with seeds ``seed, seed + 1, ...``.
     n_bootstrap : int
         Resamples of the 95% intervals.
+    workers : int
+        Processes fitting folds in parallel.
 
     Returns
     -------
@@ -134,12 +146,14 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
     key = OUTCOME_TASKS[task].metric
     truth = outcome_truth(task, y, X.index)
     strata = stratify_labels(task, y)
-    folds, oof_parts, selected = [], [], Counter()
-    plan = [(r, f, tr, te) for r in range(repeats)
+    folds, oof_parts, selected, chosen = [], [], Counter(), Counter()
+    plan = [(make_model, X, y, r, f, tr, te, seed + r) for r in range(repeats)
             for f, (tr, te) in enumerate(splits(centres, strata, cv, n_splits, seed + r))]
-    for r, f, tr, te in tqdm(plan, desc=f"cv {task}", disable=quiet, unit="fold"):
-        model = make_model(seed + r).fit(X.iloc[tr], y[tr])
+    fitted = sorted(parallel_map(_fit_fold, plan, workers=workers, desc=f"cv {task}", quiet=quiet),
+                    key=lambda d: (d[0], d[1]))
+    for r, f, tr, te, model in fitted:
         selected.update(model.selected_features_)
+        chosen[f"{model.chosen_['model']} (k={model.chosen_['k_features']})"] += 1
         score = model.decision_score(X.iloc[te])
         pred = model.predict(X.iloc[te]) if task == "hpv" else None
         part = truth.iloc[te].copy()
@@ -157,6 +171,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
                  "test_centres": sorted(set(centres[te])), key: value}
         if task == "hpv":
             entry.update({k: v for k, v in binary_summary(truth["label"].iloc[te], pred, score).items() if k != "n"})
+        entry.update({"chosen": model.chosen_, "params": model.best_params_, "inner_scores": model.search_})
         folds.append(entry)
     oof = pd.concat(oof_parts).rename_axis("PatientID").reset_index()
     values = np.asarray([fd[key] for fd in folds], dtype=float)
@@ -175,6 +190,7 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
                n_bootstrap, seed + r) for r, g in oof.groupby("repeat")]
     report[f"{key}_ci95"] = [float(np.nanmean([c[0] for c in cis])), float(np.nanmean([c[1] for c in cis]))]
     report["per_centre"] = _per_centre(task, key, oof, n_bootstrap, seed)
+    report["chosen"] = {k: v / len(plan) for k, v in chosen.most_common()}
     report["folds"] = folds
     report["selection_frequency"] = {k: v / len(plan) for k, v in selected.most_common()}
     return CVResult(report, oof)

@@ -2,8 +2,13 @@
 
 Clinical variables come from :func:`hecktor_nnunet.io.clinical.read_clinical` (2022 and 2025 schemas
 alike) and are encoded as numbers with the prefix ``CLIN_``; missing values stay NaN (xgboost learns
-a default direction for them; the scikit-survival baselines impute inside their pipeline). The centre
-is never a feature (it is the grouping variable of the validation).
+a default direction for them; the other families impute inside their pipeline). The centre is never
+a feature (it is the grouping variable of the validation).
+
+Patients are matched by :func:`hecktor_nnunet.io.ids.normalise_id` on both tables (``chum_001`` and
+``CHUM-001`` are one patient). A table listing a patient twice is refused; a patient present in one
+table only, or without the task's target, is named (:class:`Joined` keeps who and why), never dropped
+without a word.
 """
 
 from __future__ import annotations
@@ -18,8 +23,8 @@ import pandas as pd
 
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.io.clinical import read_clinical
+from hecktor_nnunet.io.ids import centre_of, normalise_id
 from hecktor_nnunet.prognosis.radiomics import read_features
-from hecktor_nnunet.io.ids import centre_of
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +60,9 @@ class Dataset:
         The features table's metadata (params hash, versions); ``{}`` without radiomics.
     radiomics_columns : list of str
         The radiomics columns of the features table (the model's expected input).
+    left_out : dict
+        Reason -> PatientIDs not used (``features_without_clinical``, ``clinical_without_features``,
+        ``without_target``).
     """
 
     X: pd.DataFrame
@@ -62,6 +70,22 @@ class Dataset:
     centres: np.ndarray
     meta: dict
     radiomics_columns: list[str]
+    left_out: dict[str, list[str]]
+
+    def inputs_report(self) -> dict:
+        """What a report records about the inputs: patients used, and who was left out and why."""
+        return {"n_patients_used": int(len(self.X)), "left_out": self.left_out}
+
+
+def clinical_columns(names: list[str] | tuple[str, ...]) -> tuple[str, ...]:
+    """Encoded column names (``CLIN_HPV``) of clinical columns given by schema name (``HPV Status``) or encoded name."""
+    known = {**CLINICAL_NUMERIC, **CLINICAL_STAGES}
+    by_key = {k.lower(): v for k, v in known.items()} | {v.lower(): v for v in known.values()}
+    unknown = [n for n in names if n.strip().lower() not in by_key]
+    if unknown:
+        raise ValueError(f"unknown clinical column(s) {unknown}; known: {', '.join(known)} "
+                         f"(or {', '.join(known.values())})")
+    return tuple(dict.fromkeys(by_key[n.strip().lower()] for n in names))
 
 
 def _stage(value, letter: str) -> float:
@@ -90,19 +114,14 @@ def encode_clinical(clinical: pd.DataFrame) -> pd.DataFrame:
 
 
 def targets(clinical: pd.DataFrame, task: str) -> pd.DataFrame:
-    """The target columns of ``task`` indexed by PatientID, rows with a missing target dropped."""
+    """The target columns of ``task`` indexed by PatientID (rows with a missing target kept as NaN)."""
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {TASKS}")
     cols = ["Relapse", "RFS"] if task == "rfs" else ["HPV Status"]
     missing = [c for c in cols if c not in clinical.columns]
     if missing:
         raise ValueError(f"clinical table has no {missing} column(s), needed for task {task}")
-    t = clinical.set_index(clinical["PatientID"].astype(str))[cols].apply(pd.to_numeric, errors="coerce")
-    n_before = len(t)
-    t = t.dropna()
-    if len(t) < n_before:
-        log.info("%d patient(s) without %s dropped", n_before - len(t), "/".join(cols))
-    return t
+    return clinical.set_index(clinical["PatientID"].astype(str))[cols].apply(pd.to_numeric, errors="coerce")
 
 
 def radiomics_columns(features: pd.DataFrame) -> list[str]:
@@ -110,28 +129,79 @@ def radiomics_columns(features: pd.DataFrame) -> list[str]:
     return [c for c in features.columns if c != "PatientID" and not c.startswith(CLINICAL_PREFIX)]
 
 
-def model_inputs(features: pd.DataFrame | None, clinical: pd.DataFrame | None,
-                 task: str, use_radiomics: bool = True) -> pd.DataFrame:
-    """Join radiomics and encoded clinical columns on PatientID (inner join when both are given)."""
-    parts = []
+def patient_index(table: pd.DataFrame, source: str) -> pd.Index:
+    """The table's PatientIDs, normalised; a patient listed twice is an error naming it and the table."""
+    raw = table["PatientID"] if "PatientID" in table.columns else pd.Series(table.index)
+    ids = pd.Index([normalise_id(str(v)) for v in raw], name="PatientID")
+    dup = sorted(set(ids[ids.duplicated()]))
+    if dup:
+        raise ValueError(f"{source}: patient(s) listed more than once: {', '.join(dup)}")
+    return ids
+
+
+@dataclass
+class Joined:
+    """The model's input table and who was in one table only."""
+
+    X: pd.DataFrame
+    features_without_clinical: list[str]
+    clinical_without_features: list[str]
+
+
+def model_inputs(features: pd.DataFrame | None, clinical: pd.DataFrame | None, task: str,
+                 use_radiomics: bool = True, *, exclude_clinical: tuple[str, ...] = (),
+                 sources: tuple[str, str] = ("features table", "clinical table")) -> Joined:
+    """Join radiomics and encoded clinical columns on the normalised PatientID.
+
+    Parameters
+    ----------
+    features, clinical : DataFrame or None
+        The features table and the clinical table (schema of :mod:`hecktor_nnunet.io.clinical`).
+    task : {"rfs", "hpv"}
+    use_radiomics : bool
+        False: the features table is not used.
+    exclude_clinical : tuple of str
+        Encoded clinical columns left out (e.g. ``CLIN_HPV``, unknown at test time).
+    sources : (str, str)
+        How the two tables are named in messages (their files).
+
+    Returns
+    -------
+    Joined
+        ``X`` holds the patients present in both tables (when both are given).
+    """
+    parts, ids = [], []
     if features is not None and use_radiomics:
-        f = features.set_index(features["PatientID"].astype(str))[radiomics_columns(features)]
-        parts.append(f.astype(float))
+        index = patient_index(features, sources[0])
+        parts.append(pd.DataFrame(features[radiomics_columns(features)].to_numpy(dtype=float), index=index,
+                                  columns=radiomics_columns(features)))
+        ids.append(index)
     if clinical is not None:
-        c = encode_clinical(clinical)
-        parts.append(c.drop(columns=[x for x in c.columns if x in EXCLUDED[task]]))
+        index = patient_index(clinical, sources[1])
+        c = encode_clinical(clinical).set_axis(index, axis=0)
+        parts.append(c.drop(columns=[x for x in c.columns if x in EXCLUDED[task] or x in exclude_clinical]))
+        ids.append(index)
     if not parts:
         raise ValueError("no inputs: give a features table, a clinical table, or both")
     X = parts[0]
     for p in parts[1:]:
         X = X.join(p, how="inner")
     X.index.name = "PatientID"
-    return X
+    only = ([sorted(set(ids[0]) - set(ids[1])), sorted(set(ids[1]) - set(ids[0]))] if len(ids) == 2 else [[], []])
+    for names, where in zip(only, (f"in the {sources[0]} but not the {sources[1]}",
+                                   f"in the {sources[1]} but not the {sources[0]}")):
+        if names:
+            log.warning("%d patient(s) %s, left out: %s", len(names), where, _list(names))
+    return Joined(X, *only)
 
 
-def build_dataset(features: str | Path | None, clinical: str | Path, task: str,
-                  use_radiomics: bool = True) -> Dataset:
-    """Read, encode and join the tables for training or cross-validation.
+def _list(ids: list[str], limit: int = 20) -> str:
+    return ", ".join(ids[:limit]) + (f" ... (+{len(ids) - limit})" if len(ids) > limit else "")
+
+
+def build_dataset(features: str | Path | None, clinical: str | Path, task: str, use_radiomics: bool = True,
+                  exclude_clinical: tuple[str, ...] = ()) -> Dataset:
+    """Read, encode and join the tables for training or cross-validation (:func:`dataset_from_tables`).
 
     Parameters
     ----------
@@ -142,31 +212,48 @@ def build_dataset(features: str | Path | None, clinical: str | Path, task: str,
     task : {"rfs", "hpv"}
     use_radiomics : bool
         False: only clinical variables (the features table, if given, is still read but not used).
+    exclude_clinical : tuple of str
+        Encoded clinical columns left out of the inputs.
     """
-    clin = read_clinical(clinical)
     feat, meta = read_features(features) if features is not None else (None, {})
-    for table, path in ((clin, clinical), (feat, features)):
-        if table is None:
-            continue
-        ids = table["PatientID"] if "PatientID" in table.columns else pd.Series(table.index)
-        dup = sorted(set(ids[ids.duplicated()].astype(str)))
-        if dup:
-            raise ValueError(f"{path}: patient(s) listed more than once: {', '.join(dup)}")
-    X = model_inputs(feat, clin, task, use_radiomics)
-    t = targets(clin, task)
-    ids = X.index.intersection(t.index)
-    dropped = len(X) - len(ids)
-    if dropped:
-        log.warning("%d patient(s) have features but no %s target; left out", dropped, task)
+    return dataset_from_tables(feat, read_clinical(clinical), task, use_radiomics, meta=meta,
+                               exclude_clinical=exclude_clinical, sources=(str(features), str(clinical)))
+
+
+def dataset_from_tables(features: pd.DataFrame | None, clinical: pd.DataFrame, task: str,
+                        use_radiomics: bool = True, *, meta: dict | None = None,
+                        exclude_clinical: tuple[str, ...] = (),
+                        sources: tuple[str, str] = ("features table", "clinical table")) -> Dataset:
+    """The model-ready :class:`Dataset` of a features table and a clinical table (in the schema).
+
+    Patients in one table only, or without the task's target, are left out and named (warning and
+    ``Dataset.left_out``); an RFS of 0 days or less is an error naming the patients.
+    """
+    joined = model_inputs(features, clinical, task, use_radiomics, exclude_clinical=exclude_clinical,
+                          sources=sources)
+    t = targets(clinical, task).set_axis(patient_index(clinical, sources[1]), axis=0)
+    known = t.dropna().index
+    without = sorted(set(joined.X.index) - set(known))
+    if without:
+        log.warning("%d patient(s) without a %s target (%s missing), left out: %s", len(without), task,
+                    "/".join(t.columns), _list(without))
+    ids = joined.X.index.intersection(known)
     if len(ids) == 0:
-        raise ValueError(f"no patient has both features and a {task} target (check the PatientID columns)")
-    X, t = X.loc[ids], t.loc[ids]
+        raise ValueError(f"no patient has both features and a {task} target (check the PatientID columns of "
+                         f"{sources[0]} and {sources[1]})")
+    X, t = joined.X.loc[ids], t.loc[ids]
     if task == "rfs":
         from sksurv.util import Surv
 
+        bad = t.index[t["RFS"] <= 0]
+        if len(bad):
+            raise ValueError(f"{sources[1]}: RFS must be more than 0 days; patient(s) {_list(sorted(bad))} "
+                             f"have {sorted(set(t.loc[bad, 'RFS'].tolist()))[:5]}")
         y = Surv.from_arrays(event=t["Relapse"].to_numpy().astype(bool), time=t["RFS"].to_numpy(dtype=float))
     else:
         y = t["HPV Status"].to_numpy().astype(int)
     centres = np.asarray([centre_of(i) for i in X.index])
-    rad = radiomics_columns(feat) if (feat is not None and use_radiomics) else []
-    return Dataset(X, y, centres, meta if use_radiomics else {}, rad)
+    rad = radiomics_columns(features) if (features is not None and use_radiomics) else []
+    left = {"features_without_clinical": joined.features_without_clinical,
+            "clinical_without_features": joined.clinical_without_features, "without_target": without}
+    return Dataset(X, y, centres, (meta or {}) if use_radiomics else {}, rad, left)

@@ -52,6 +52,11 @@ def test_demo_runs_every_step_and_reports_the_held_out_patients(demo):
     assert data["conversion"]["splits"] == {"mode": "centre-stratified", "n_folds": SMALLEST.folds, "seed": 0}
     assert {o["patient_id"] for o in data["overlays"]} <= set(held_out)
     assert {"rfs", "hpv"} <= set(data["prognosis"])
+    # every model family compared on the same folds, the default (auto) first, with its figure
+    for task in ("rfs", "hpv"):
+        rows = data["prognosis"][task]["comparison"]["rows"]
+        assert rows[0]["model"] == "auto (default)" and len(rows) >= 6
+        assert f"{task}_comparison" in data["figures"]
     # predicted masks, true masks (every patient's, outside the release), clinical only and the oracle, side by side
     comparison = data["prognosis_comparison"]
     assert [r["source"] for r in comparison["rows"]] == list(MASK_SOURCES)
@@ -66,7 +71,7 @@ def test_demo_runs_every_step_and_reports_the_held_out_patients(demo):
     commands = "\n".join(c["command"] for c in data["commands"])
     for tool in ("hecktor-synth", "--oracle-labels", "hecktor-convert", "nnUNetv2_plan_and_preprocess",
                  "nnUNetv2_train", "hecktor-predict", "hecktor-evaluate seg", "hecktor-radiomics",
-                 "hecktor-prognosis --quiet cv rfs", "hecktor-prognosis --quiet train hpv", "--no-radiomics",
+                 "hecktor-prognosis --quiet compare rfs", "hecktor-prognosis --quiet train hpv", "--no-radiomics",
                  "hecktor-prognosis --quiet predict --model", "hecktor-evaluate rfs", "hecktor-evaluate hpv",
                  "nnUNet_extTrainer="):
         assert tool in commands, tool

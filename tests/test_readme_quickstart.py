@@ -52,8 +52,8 @@ SUBSTITUTIONS = [
     ("hecktor-predict -i", "hecktor-predict --device cpu -i"),
 ]
 STAGES = ["hecktor-nnunet env", "hecktor-convert", "nnUNetv2_plan_and_preprocess", "nnUNetv2_train",
-          "hecktor-nnunet postprocess-select", "hecktor-predict", "hecktor-evaluate seg", "hecktor-radiomics",
-          "hecktor-prognosis cv", "hecktor-prognosis train", "hecktor-prognosis predict", "hecktor-evaluate rfs",
+          "hecktor-nnunet postprocess-select", "hecktor-predict", "hecktor-evaluate seg", "hecktor-nnunet cv-masks",
+          "hecktor-radiomics", "hecktor-prognosis compare", "hecktor-prognosis cv", "hecktor-prognosis train", "hecktor-prognosis predict", "hecktor-evaluate rfs",
           "hecktor-report"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import sys
 
@@ -28,3 +29,14 @@ def os_error_text(e: OSError) -> str:
     if isinstance(e, IncompleteFileError):
         return f"{e.filename}: {e.strerror}"
     return str(e)
+
+
+class DefaultsHelpFormatter(argparse.HelpFormatter):
+    """``--help`` shows every option's default, unless its help already says it or there is none to show."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if (action.default is None or action.default is False or action.default is argparse.SUPPRESS
+                or action.default == [] or "default" in text or not action.option_strings):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"

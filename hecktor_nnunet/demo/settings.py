@@ -39,11 +39,7 @@ class DemoSettings:
         Share of the image-only patients held out (with the segmentation's held-out patients) to
         score the prognosis models; the rest trains them.
     prognosis_folds : int
-        Folds of the prognosis cross-validation on the training patients.
-    k_features : int
-        Radiomics columns each prognosis model keeps per training fold (``--k-features``). 5, not the
-        tool's 20: on the demo's training patients (cross-validation only, 3 repeats) the RFS C-index
-        was 0.672 with 5 and 0.640 with 20; HPV balanced accuracy 0.59-0.60 with 3-20.
+        Outer folds of the model comparison (``hecktor-prognosis compare``) on the training patients.
     seed : int
         Seed of the synthetic release, the splits and the prognosis models.
     workers : int
@@ -59,7 +55,6 @@ class DemoSettings:
     folds: int = 4
     prognosis_holdout: float = 0.4
     prognosis_folds: int = 5
-    k_features: int = 5
     seed: int = 0
     workers: int = 2
     n_boot: int = 1000
@@ -67,8 +62,9 @@ class DemoSettings:
 
 
 #: The smallest demo that still exercises every step (used by the test suite): the tiny trainer,
-#: which shows the plumbing only.
-SMALLEST = DemoSettings(cases=16, unlabelled=16, folds=2, prognosis_holdout=0.5, prognosis_folds=3, n_boot=100,
+#: which shows the plumbing only, and just enough patients (about 50) for the prognosis models to
+#: learn from (``prognosis.selection.MIN_PATIENTS``, ``MIN_EVENTS``, ``MIN_PER_CLASS``).
+SMALLEST = DemoSettings(cases=16, unlabelled=56, folds=2, prognosis_holdout=0.3, prognosis_folds=3, n_boot=100,
                         trainer=TINY_TRAINER)
 
 

@@ -175,14 +175,14 @@ def _prognosis(r: DemoRun) -> None:
         inputs = ["--features", features] if features else []
         for task in ("rfs", "hpv"):
             out = r.paths.prognosis_of(source) / task
-            selection = ["--k-features", s.k_features] if features else ["--no-radiomics"]
-            common = [*inputs, *selection, "--clinical", r.paths.train_clinical, "--seed", s.seed,
-                      "--bootstrap", s.n_boot]
-            if source == "predicted":  # the cross-validation report of the model the demo is about
-                r.command("hecktor-prognosis", *quiet, "cv", task, *common, "-o", out / "cv", "--repeats", 1,
+            selection = [] if features else ["--no-radiomics"]
+            common = [*inputs, "--clinical", r.paths.train_clinical, "--seed", s.seed, "--bootstrap", s.n_boot,
+                      "-np", s.workers]
+            if source == "predicted":  # every model family on the same folds: the evidence behind the default
+                r.command("hecktor-prognosis", *quiet, "compare", task, *common, "-o", out / "compare",
                           "--folds", s.prognosis_folds, log_name="prognosis", quiet_flag=None)
-            r.command("hecktor-prognosis", *quiet, "train", task, *common, "-o", out / "model", "--no-cv",
-                      log_name="prognosis", quiet_flag=None)
+            r.command("hecktor-prognosis", *quiet, "train", task, *common, *selection, "-o", out / "model",
+                      "--no-cv", log_name="prognosis", quiet_flag=None)
             r.command("hecktor-prognosis", *quiet, "predict", "--model", out / "model", *inputs,
                       "--clinical", r.paths.heldout / "clinical_inputs.csv", "-o", out / "heldout_predictions.csv",
                       log_name="prognosis", quiet_flag=None)
@@ -245,7 +245,8 @@ STEPS: tuple[Step, ...] = (
          lambda p: [p.eval("seg")]),
     Step("radiomics", "PET/CT radiomics of the predicted and of the true masks (hecktor-radiomics, demo params)",
          _radiomics, lambda p: [p.features.parent, p.features_true.parent]),
-    Step("prognosis", "RFS and HPV models from predicted masks, true masks and clinical data alone (hecktor-prognosis)",
+    Step("prognosis", "RFS and HPV: every model family compared on the predicted masks' features, then models "
+         "from predicted masks, true masks and clinical data alone (hecktor-prognosis)",
          _prognosis, lambda p: [p.prognosis_of(s) for s in MASK_SOURCES]),
     Step("evaluate_prognosis", "RFS C-index and HPV balanced accuracy on the held-out patients (hecktor-evaluate)",
          _evaluate_prognosis, lambda p: [p.eval_of(t, s) for s in MASK_SOURCES for t in ("rfs", "hpv")]

@@ -153,17 +153,36 @@ def _model_and_cv(task_dir: Path) -> tuple[Path | None, Path | None]:
     return model, cv
 
 
+def _comparison(folder: Path) -> dict:
+    """The rows of ``hecktor-prognosis compare``'s ``comparison.json`` as the report shows them."""
+    r = _read_json(folder / "comparison.json")
+    rows = [{"model": row["label"], "score": row["score"], "95% CI": row["ci"], "vs. default": row["diff_vs_default"],
+             "95% CI of the difference": row["diff_ci"], "p": row["p_value"],
+             "note": (f"could not be fitted: {row['error']}" if row["error"] else "")} for row in r["rows"]]
+    chosen = next((row.get("chosen") for row in r["rows"] if row["model"] == r["default"]), None) or {}
+    return {"folder": str(folder), "rows": rows, "chosen": chosen,
+            **{k: r.get(k) for k in ("metric", "cv", "n_splits", "repeats", "n_patients", "n_boot")}}
+
+
 def prognosis_section(prognosis_dir: Path, top: int = 15) -> tuple[dict, dict[str, bytes]]:
-    """Per task: cross-validation estimate and plot, model settings, feature importance."""
+    """Per task: the model comparison, cross-validation estimate and plot, model settings, feature importance."""
     prognosis_dir = Path(prognosis_dir)
     out: dict[str, Any] = {"folder": str(prognosis_dir)}
     figures: dict[str, bytes] = {}
     for task, spec in OUTCOME_TASKS.items():
         model, cv = _model_and_cv(prognosis_dir / task)
-        if model is None and cv is None:
+        compare = prognosis_dir / task / "compare"
+        if not (compare / "comparison.json").is_file():
+            compare = None
+        if model is None and cv is None and compare is None:
             continue
         key = spec.metric
         entry: dict[str, Any] = {}
+        if compare is not None:
+            entry["comparison"] = _comparison(compare)
+            png = _png(compare / "comparison.png")
+            if png:
+                figures[f"{task}_comparison"] = png
         if cv is not None:
             r = _read_json(cv / "cv_report.json")
             entry["cv"] = {k: r.get(k) for k in ("cv", "n_splits", "repeats", "n_patients", "n_events", "n_positive",
@@ -176,7 +195,8 @@ def prognosis_section(prognosis_dir: Path, top: int = 15) -> tuple[dict, dict[st
                 figures[f"{task}_cv_plot"] = png
         if model is not None:
             info = _read_json(model / "prognosis.json")
-            entry["model"] = {"folder": str(model), "model": info.get("model"), "best_params": info.get("best_params"),
+            entry["model"] = {"folder": str(model), "model": info.get("model"), "chosen": info.get("chosen"),
+                              "best_params": info.get("best_params"),
                               "n_inputs": len(info.get("feature_names_in", [])),
                               "selected_features": info.get("selected_features", []),
                               "threshold": info.get("threshold"), "params_hash": info.get("params_hash"),

@@ -29,13 +29,13 @@ def tables(sim_cohort, tmp_path_factory):
 def rfs_model(tables):
     out = tables / "models" / "rfs"
     assert main(["--quiet", "train", "rfs", "--features", str(tables / "features.parquet"),
-                 "--clinical", str(tables / "clinical.csv"), "-o", str(out), "--no-cv"]) == 0
+                 "--clinical", str(tables / "clinical.csv"), "-o", str(out), "--no-cv", "--model", "xgb"]) == 0
     return out
 
 
 def test_train_rfs_writes_model_folder(rfs_model):
     names = {p.name for p in rfs_model.iterdir()}
-    assert {"model.json", "prognosis.json", "feature_importance.csv", "feature_importance.png",
+    assert {"model.joblib", "model.json", "prognosis.json", "feature_importance.csv", "feature_importance.png",
             "km_risk_groups.png"} <= names
     info = json.loads((rfs_model / "prognosis.json").read_text())
     assert info["params_hash"] == HASH and info["task"] == "rfs" and "xgboost" in info["versions"]
@@ -55,7 +55,7 @@ def test_predict_rfs_csv_and_json(rfs_model, tables, tmp_path):
     model, _ = load_model(rfs_model)
     feat, _ = read_features(tables / "features.parquet")
     clin = normalise_table(pd.read_csv(tables / "clinical.csv"))[0]
-    X = model_inputs(feat, clin, "rfs")[model.feature_names_in_]
+    X = model_inputs(feat, clin, "rfs").X[model.feature_names_in_]
     np.testing.assert_allclose(model.predict(X), preds.set_index("PatientID").loc[X.index, "Prediction"], rtol=1e-5)
     truth = clin.set_index("PatientID").loc[X.index]
     assert concordance_index(truth["RFS"], truth["Relapse"], model.predict(X)) > 0.7
@@ -109,7 +109,7 @@ def test_wrong_model_for_task_and_duplicate_patients_are_clear_errors(tables, tm
     assert "not available for hpv" in capsys.readouterr().err
     clin = pd.read_csv(tables / "clinical.csv")
     dup = tmp_path / "dup.csv"
-    pd.concat([clin, clin.iloc[[0]]]).to_csv(dup, index=False)
+    pd.concat([clin, clin.iloc[[0]].assign(Age=clin.loc[0, "Age"] + 1)]).to_csv(dup, index=False)
     assert main(["cv", "rfs", "--clinical", str(dup), *args]) == 2
     err = capsys.readouterr().err
     assert str(dup) in err and str(clin.loc[0, "PatientID"]) in err
@@ -136,3 +136,53 @@ def test_model_folder_is_written_whole_or_refused(rfs_model, tables, tmp_path, c
     assert main(["--quiet", *hpv]) == 0
     assert "km_risk_groups.png" not in {p.name for p in out.iterdir()} and (out / "roc.png").is_file()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # no temporary folder left beside it
+
+
+def test_compare_writes_json_table_and_figure(tables, tmp_path):
+    out = tmp_path / "cmp"
+    assert main(["--quiet", "compare", "hpv", "--features", str(tables / "features.parquet"), "--clinical",
+                 str(tables / "clinical.csv"), "-o", str(out), "--models", "logistic", "icare", "clinical",
+                 "--folds", "3", "--bootstrap", "100"]) == 0
+    assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md", "comparison.png",
+                                               "oof_predictions.csv"}
+    report = json.loads((out / "comparison.json").read_text())
+    assert [r["model"] for r in report["rows"]] == ["auto", "logistic", "icare", "clinical"]
+    for r in report["rows"]:
+        assert {"model", "score", "ci", "n_patients"} <= set(r) and 0 <= r["score"] <= 1
+        assert r["n_patients"] == report["n_patients"] and r["ci"][0] <= r["score"] <= r["ci"][1]
+    assert "| clinical only (logistic) |" in (out / "comparison.md").read_text()
+
+
+def test_patients_match_by_one_id_rule_and_every_one_is_accounted_for(rfs_model, tables, tmp_path, capsys):
+    feat, meta = read_features(tables / "features.parquet")
+    lower = tmp_path / "lower.parquet"
+    write_features(feat.assign(PatientID=feat["PatientID"].str.lower()), lower, meta)
+    clin = pd.read_csv(tables / "clinical.csv")
+    short = tmp_path / "short.csv"
+    clin.iloc[1:].to_csv(short, index=False)
+    out = tmp_path / "p.csv"
+    assert main(["predict", "--model", str(rfs_model), "--features", str(lower), "--clinical", str(short),
+                 "-o", str(out)]) == 0
+    first = clin.loc[0, "PatientID"]
+    printed = capsys.readouterr().out
+    assert "wrote 299 prediction(s)" in printed and f"1 patient(s) not scored: {first} (no row in the" in printed
+    assert set(pd.read_csv(out)["PatientID"]) == set(clin["PatientID"][1:])   # lower-case ids matched
+    twice = tmp_path / "twice.csv"
+    pd.concat([clin, clin.iloc[[3]].assign(Age=clin.loc[3, "Age"] + 1)]).to_csv(twice, index=False)
+    assert main(["predict", "--model", str(rfs_model), "--features", str(lower), "--clinical", str(twice),
+                 "-o", str(tmp_path / "q.csv")]) == 2
+    assert clin.loc[3, "PatientID"] in capsys.readouterr().err and not (tmp_path / "q.csv").exists()
+
+
+def test_excluded_clinical_column_is_left_out_at_training_and_prediction(tables, tmp_path):
+    out = tmp_path / "m"
+    assert main(["--quiet", "train", "rfs", "--features", str(tables / "features.parquet"), "--clinical",
+                 str(tables / "clinical.csv"), "-o", str(out), "--no-cv", "--model", "coxnet",
+                 "--exclude-clinical", "HPV Status"]) == 0
+    info = json.loads((out / "prognosis.json").read_text())
+    assert info["exclude_clinical"] == ["CLIN_HPV"] and "CLIN_HPV" not in info["feature_names_in"]
+    no_hpv = tmp_path / "no_hpv.csv"
+    pd.read_csv(tables / "clinical.csv").drop(columns=["HPV Status"]).to_csv(no_hpv, index=False)
+    assert main(["--quiet", "predict", "--model", str(out), "--features", str(tables / "features.parquet"),
+                 "--clinical", str(no_hpv), "-o", str(tmp_path / "p.csv")]) == 0
+    assert len(pd.read_csv(tmp_path / "p.csv")) == 300

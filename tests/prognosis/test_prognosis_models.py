@@ -1,4 +1,4 @@
-"""Models and cross-validation on a simulated cohort with planted outcomes (real xgboost/scikit-survival)."""
+"""Model families and cross-validation on a simulated cohort with planted outcomes (real xgboost/scikit-survival)."""
 
 import numpy as np
 import pandas as pd
@@ -8,31 +8,29 @@ from sklearn.exceptions import NotFittedError
 from sksurv.util import Surv
 
 from hecktor_nnunet.io.clinical import normalise_table
-from hecktor_nnunet.metrics.classification import binary_summary
+from hecktor_nnunet.metrics.classification import binary_summary, roc_auc
 from hecktor_nnunet.metrics.survival import concordance_index
 from hecktor_nnunet.prognosis.cv import cross_validate, splits
-from hecktor_nnunet.prognosis.features import model_inputs, targets
-from hecktor_nnunet.prognosis.models import FeatureSelector, PrognosisModel, XGBHPVClassifier, XGBSurvival
+from hecktor_nnunet.prognosis.estimators import LogisticHPVClassifier, XGBHPVClassifier, XGBSurvival
+from hecktor_nnunet.prognosis.families import model_names
+from hecktor_nnunet.prognosis.features import dataset_from_tables
+from hecktor_nnunet.prognosis.icare import IcareClassifier, IcareSurvival
+from hecktor_nnunet.prognosis.models import PrognosisModel
+from hecktor_nnunet.prognosis.screen import FeatureSelector
 
 GRID = {"rfs": {"n_estimators": [150, 400]}, "hpv": {"n_estimators": [100, 300]}}
 
 
 def _data(cohort, task):
     feat, clin, orc = cohort
-    clin = normalise_table(clin)[0]
-    X = model_inputs(feat, clin, task)
-    t = targets(clin, task)
-    ids = X.index.intersection(t.index)
-    X, t = X.loc[ids], t.loc[ids]
-    y = (Surv.from_arrays(t["Relapse"].astype(bool), t["RFS"]) if task == "rfs"
-         else t["HPV Status"].astype(int).to_numpy())
-    centres = np.asarray([i.split("-")[0] for i in ids])
-    return X, y, centres, orc.set_index("PatientID").loc[ids]
+    d = dataset_from_tables(feat, normalise_table(clin)[0], task)
+    return d.X, d.y, d.centres, orc.set_index("PatientID").loc[d.X.index]
 
 
 def _cv(X, y, centres, task, cv="stratified"):
     return cross_validate(X, y, centres, task=task, cv=cv, repeats=1, n_bootstrap=100, quiet=True,
-                          make_model=lambda rs: PrognosisModel(task=task, grid=GRID[task], random_state=rs))
+                          make_model=lambda rs: PrognosisModel(task=task, model="xgb", grid=GRID[task],
+                                                               random_state=rs))
 
 
 def test_rfs_cv_close_to_oracle(sim_cohort):
@@ -65,12 +63,17 @@ def test_hpv_cv_above_chance_and_shuffled_at_chance(sim_cohort):
     assert abs(rep0["balanced_accuracy"] - 0.5) < 0.06, rep0["balanced_accuracy"]
 
 
-@pytest.mark.parametrize("name", ["coxnet", "rsf", "gbsa"])
-def test_survival_baselines(sim_cohort, name):
-    X, y, _, _ = _data(sim_cohort, "rfs")
-    model = PrognosisModel(task="rfs", model=name, inner_folds=0).fit(X.iloc[:350], y[:350])
-    risk = model.predict(X.iloc[350:])
-    assert concordance_index(y["time"][350:], y["event"][350:], risk) > 0.65
+@pytest.mark.parametrize("task,name", [(t, m) for t in ("rfs", "hpv") for m in model_names(t)[1:]])
+def test_every_family_learns(sim_cohort, task, name):
+    X, y, _, _ = _data(sim_cohort, task)
+    model = PrognosisModel(task=task, model=name, inner_folds=0).fit(X.iloc[:300], y[:300])
+    score = model.decision_score(X.iloc[300:])
+    if task == "rfs":
+        assert concordance_index(y["time"][300:], y["event"][300:], score) > 0.65
+    else:
+        assert roc_auc(y[300:], score) > 0.65 and 0 < model.estimator_.threshold_ < 1
+        np.testing.assert_array_equal(model.predict(X.iloc[300:]), (score >= model.estimator_.threshold_).astype(int))
+    assert model.chosen_ == {"model": name, "k_features": 20} and len(model.selected_features_) >= 20
 
 
 def test_loco_and_stratified_splits():
@@ -98,11 +101,22 @@ def test_estimator_contract():
     assert concordance_index(y["time"], y["event"], est.predict(X)) > 0.7  # higher = earlier event
     with pytest.raises(ValueError, match="censored"):
         XGBSurvival().fit(X, Surv.from_arrays(np.zeros(120, bool), np.ones(120)))
+    for surv in (IcareSurvival(n_estimators=5), XGBSurvival(n_estimators=20)):
+        with pytest.raises(NotFittedError):
+            surv.predict(X)
+        assert surv.fit(X, y) is surv and concordance_index(y["time"], y["event"], surv.predict(X)) > 0.7
     labels = (X["b"] + rng.normal(0, 0.5, 120) > 0.8).astype(int).to_numpy()
-    clf = XGBHPVClassifier(n_estimators=50).fit(X, labels)
-    proba = clf.predict_proba(X)[:, 1]
-    assert 0 < clf.threshold_ < 1
-    np.testing.assert_array_equal(clf.predict(X), (proba >= clf.threshold_).astype(int))
+    for clf in (XGBHPVClassifier(n_estimators=50), LogisticHPVClassifier(), IcareClassifier(n_estimators=5)):
+        with pytest.raises(TypeError):
+            type(clf)(3)                                        # settings are keyword-only
+        with pytest.raises(NotFittedError):
+            clf.predict(X)
+        assert clf.fit(X, labels) is clf and clone(clf).get_params() == clf.get_params()
+        proba = clf.predict_proba(X)[:, 1]
+        assert 0 < clf.threshold_ < 1 and len(clf.oof_proba_) == 120 and roc_auc(labels, proba) > 0.7
+        np.testing.assert_array_equal(clf.predict(X), (proba >= clf.threshold_).astype(int))
+        with pytest.raises(ValueError, match="both 0 and 1"):
+            clone(clf).fit(X, np.zeros(120, int))
 
 
 def test_feature_selector_filters_and_prunes():
