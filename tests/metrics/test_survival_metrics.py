@@ -71,3 +71,25 @@ def test_uno_and_td_auc():
     assert set(auc) == {730.0, 1095.0, 1e9}
     assert 0.6 < auc[730.0] <= 1.0
     assert np.isnan(auc[1e9])  # beyond follow-up: not computable, NaN
+
+
+@pytest.mark.parametrize("n", [2, 7, 60, 300])
+def test_pairwise_counts_equal_scikit_survival_with_ties(n):
+    from sksurv.metrics import concordance_index_censored
+
+    rng = np.random.default_rng(n)
+    for trial in range(20):
+        t = rng.integers(1, 15, n).astype(float)                  # many tied times
+        e = rng.uniform(size=n) < 0.5
+        e[0] = True
+        r = np.round(rng.normal(size=n), 1) if trial % 2 else rng.normal(size=n)   # tied risks every other trial
+        try:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                expected = concordance_index_censored(e, t, r)[0]
+        except Exception:  # noqa: BLE001 - scikit-survival raises when no pair is comparable
+            expected = float("nan")
+        if np.isnan(expected):  # no comparable pair (scikit-survival raises or returns 0/0): ours refuses
+            with pytest.raises(ValueError, match="comparable"):
+                concordance_index(t, e, r)
+            continue
+        assert concordance_index(t, e, r) == pytest.approx(expected, abs=1e-12)
