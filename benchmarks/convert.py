@@ -43,7 +43,7 @@ def _floor(case, out: Path, reference: Path) -> tuple[float, float]:
 
 def _ours(case, out: Path, crop: str) -> tuple[float, float]:
     from hecktor_nnunet.io.checks import load_case
-    from hecktor_nnunet.dataset_conversion.convert import convert_loaded
+    from hecktor_nnunet.dataset_conversion.cases import convert_loaded
     from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 
     t = time.perf_counter(), time.process_time()

@@ -17,7 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from hecktor_nnunet.io.atomic_io import write_json
-from hecktor_nnunet.evaluation import evaluate_segmentation
+from hecktor_nnunet.evaluation.segmentation import evaluate_segmentation
 from hecktor_nnunet.io.label_maps import find_truth_labels
 from hecktor_nnunet.metrics.segmentation import hd95, match_lesions, patient_metrics
 from hecktor_nnunet.demo.synth import generate_release

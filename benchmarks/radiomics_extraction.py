@@ -37,8 +37,8 @@ import SimpleITK as sitk
 
 from hecktor_nnunet.io.atomic_io import write_json
 from hecktor_nnunet.io.geometry import Grid, IndexBox, bounding_box, crop, resample
-from hecktor_nnunet.prognosis.radiomics import (DEFAULT_PARAMS, MODALITIES, REGION_LABELS, extract_features,
-                                                radiomics_extractor)
+from hecktor_nnunet.prognosis.radiomics import extract_features
+from hecktor_nnunet.prognosis.radiomics_settings import DEFAULT_PARAMS, MODALITIES, REGION_LABELS, radiomics_extractor
 from hecktor_nnunet.io.release import read_release
 from hecktor_nnunet.demo.synth import generate_release
 

@@ -24,9 +24,6 @@ import pandas as pd
 from hecktor_nnunet.dataset_conversion.cases import (RECORDS_DIR, build_manifest, clear_leftovers, owned_outputs,
                                                      read_json_or_none, remove_stale, remove_stale_records,
                                                      run_case_jobs)
-# the case conversion was defined here before the split and is still imported from this module
-from hecktor_nnunet.dataset_conversion.cases import (DEFAULTS, SUV_FACTOR_COLUMNS, convert_images,  # noqa: F401
-                                                     convert_loaded, image_name, input_stamps, output_paths)
 from hecktor_nnunet.dataset_conversion.dataset_json import build_dataset_json
 from hecktor_nnunet.dataset_conversion.settings import ConversionSettings
 from hecktor_nnunet.dataset_conversion.splits import make_splits

@@ -40,7 +40,3 @@ class _CheckoutSubpackages(importlib.abc.MetaPathFinder):
 if (_CHECKOUT / "pyproject.toml").is_file() and all((f / "__init__.py").is_file() for f in _BESIDE.values()):
     sys.meta_path.append(_CheckoutSubpackages())
 
-
-from hecktor_nnunet._moved import install as _install_moved  # noqa: E402
-
-_install_moved()

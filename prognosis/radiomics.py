@@ -44,15 +44,9 @@ from hecktor_nnunet.io.label_maps import find_label_maps
 from hecktor_nnunet.io.problems import ERROR, WARNING, Problem
 from hecktor_nnunet.io.release import read_release
 from hecktor_nnunet.parallel import parallel_map
-# the names below were defined here before the split and are still imported from this module
-from hecktor_nnunet.prognosis.radiomics_patient import (PatientJob, PatientResult, extract_patient,  # noqa: F401
-                                                        nan_row)
-from hecktor_nnunet.prognosis.radiomics_settings import (DEFAULT_PARAMS, FORMAT_VERSION, MARGIN_MM,  # noqa: F401
-                                                         MIN_VOLUME_ML, MODALITIES, ORIENTATION, REGION_LABELS,
-                                                         SHELL_REGION,
-                                                         ExtractionSettings, crop_margin_voxels, library_versions,
-                                                         pyradiomics_grid, radiomics_extractor,
-                                                         radiomics_feature_names)
+from hecktor_nnunet.prognosis.radiomics_patient import PatientJob, extract_patient, nan_row
+from hecktor_nnunet.prognosis.radiomics_settings import (DEFAULT_PARAMS, MIN_VOLUME_ML, MODALITIES, ExtractionSettings,
+                                                         library_versions)
 
 log = logging.getLogger(__name__)
 

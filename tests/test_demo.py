@@ -8,9 +8,10 @@ from dataclasses import asdict, replace
 import pytest
 
 from hecktor_nnunet.cli.demo import main as demo_main
-from hecktor_nnunet.demo import (MASK_SOURCES, PASS_MARKS, SMALLEST, STEP_NAMES, DemoPaths, pass_marks,
-                                 prognosis_split, run_demo)
-from hecktor_nnunet.demo.runner import _check_settings, _remove
+from hecktor_nnunet.demo.marks import PASS_MARKS, pass_marks
+from hecktor_nnunet.demo.runner import _check_settings, _remove, run_demo
+from hecktor_nnunet.demo.settings import MASK_SOURCES, SMALLEST, DemoPaths
+from hecktor_nnunet.demo.steps import STEP_NAMES, prognosis_split
 from hecktor_nnunet.reporting.demo_folder import demo_report_inputs, recorded_commands
 
 

@@ -29,8 +29,12 @@ FENCE = re.compile(r"^```(\w*)\s*$")
 OPTION = re.compile(r"^--?[A-Za-z][\w-]*")
 #: paths named in the text that are outputs, not files of the repository
 OUTPUTS = {"benchmarks/results/gpu_check.json"}
-REPO_PATH = re.compile(r"(?<![\w/.$-])((?:tests|benchmarks|hecktor_nnunet|prognosis|dataset_conversion|trainers)"
-                       r"/[\w./-]+\.(?:py|json|yaml|j2))")
+#: a path of the repository named in text or code: files and folders under its top-level folders
+REPO_PATH = re.compile(r"(?<![\w/.$~-])((?:docs|tests|benchmarks|hecktor_nnunet|prognosis|dataset_conversion|trainers)"
+                       r"/[\w./-]*[\w/])")
+#: the code and build files whose paths must exist too
+CODE = sorted(p for folder in ("hecktor_nnunet", "prognosis", "dataset_conversion", "trainers", "tests", "benchmarks")
+              for p in (ROOT / folder).rglob("*.py") if p != Path(__file__)) + [ROOT / "Makefile", ROOT / "pyproject.toml"]
 
 
 def _rel(path: Path) -> str:
@@ -111,17 +115,26 @@ def test_relative_links_point_at_existing_files_and_headings(page):
     assert not broken, f"{_rel(page)}:\n" + "\n".join(broken)
 
 
-@pytest.mark.parametrize("page", PAGES, ids=_rel)
-def test_repository_paths_named_in_the_text_exist(page):
+def _missing_paths(text: str) -> list[str]:
+    """Repository paths named in ``text`` that do not exist (outputs and glob patterns left out)."""
     missing = []
-    for path in sorted(set(REPO_PATH.findall(page.read_text()))):
-        parts = Path(path).parts
-        if path in OUTPUTS or (parts[0] == "hecktor_nnunet" and not (ROOT / parts[0] / parts[1]).exists()
-                               and parts[1] in ("demo", "reporting")):
-            continue  # an output, or a stage folder the package restructure is adding
+    for path in sorted(set(REPO_PATH.findall(text))):
+        path = path.rstrip(".")
+        if path in OUTPUTS or any(c in path for c in "*?"):
+            continue
         if not (ROOT / path).exists():
             missing.append(path)
-    assert not missing, f"{_rel(page)} names files that do not exist: {missing}"
+    return missing
+
+
+@pytest.mark.parametrize("page", PAGES + CODE, ids=_rel)
+def test_repository_paths_named_in_the_text_exist(page):
+    missing = _missing_paths(page.read_text())
+    assert not missing, f"{_rel(page)} names paths that do not exist: {missing}"
+
+
+def test_the_path_check_finds_a_dangling_one():
+    assert _missing_paths("see docs/demo.md and tests/data/ and docs/howto/demo.md") == ["docs/demo.md", "tests/data/"]
 
 
 def test_readme_is_a_front_door():

@@ -31,7 +31,8 @@ import yaml
 from hecktor_nnunet.io.atomic_io import TEMP_MARK
 from hecktor_nnunet.io.image_files import verify_image_file
 from hecktor_nnunet.dataset_conversion.convert import convert_release
-from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS, extract_features
+from hecktor_nnunet.prognosis.radiomics import extract_features
+from hecktor_nnunet.prognosis.radiomics_settings import DEFAULT_PARAMS
 from hecktor_nnunet.io.release import read_release
 
 DATASET = "Dataset530_HECKTOR2025"

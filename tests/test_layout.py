@@ -1,5 +1,5 @@
-"""The package's shape, read from its sources (nothing imported): no import cycle, small modules and
-functions, and printing only where the user is talked to.
+"""The package's shape, read from its sources (nothing imported): no import cycle, and printing only
+where the user is talked to. Length is left to review: hard line caps led to code squeezed to fit.
 
 The modules are every ``*.py`` of ``hecktor_nnunet/`` and of the three folders installed inside it
 (``dataset_conversion/``, ``prognosis/``, ``trainers/``). An import counts wherever it is written,
@@ -13,17 +13,12 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "hecktor_nnunet"
 #: folder -> the dotted name it is installed as (pyproject's package-dir)
 FOLDERS = {ROOT / PACKAGE: PACKAGE, ROOT / "dataset_conversion": f"{PACKAGE}.dataset_conversion",
            ROOT / "prognosis": f"{PACKAGE}.prognosis", ROOT / "trainers": f"{PACKAGE}.trainers"}
-#: The largest module is training/transforms.py (415 lines); no module may grow past this.
-MAX_MODULE_LINES = 420
-#: Lines of a function's code, its docstring not counted (the longest is cli.prognosis.main, 52).
-MAX_FUNCTION_LINES = 60
 #: Where ``print`` is allowed: the command-line modules, the demo's step runner, and the
 #: ``main()`` of the nnU-Net-style conversion script.
 MAY_PRINT = (f"{PACKAGE}.cli.", f"{PACKAGE}.demo.runner", f"{PACKAGE}.dataset_conversion.Dataset500_HECKTOR2025")
@@ -145,28 +140,6 @@ def test_the_report_command_does_not_load_the_demo_runner():
     reached = _closure(f"{PACKAGE}.cli.report")
     assert f"{PACKAGE}.demo.runner" not in reached
     assert f"{PACKAGE}.demo.steps" in reached  # the step order of a demo folder, nothing that runs
-
-
-@pytest.mark.parametrize("module", sorted(MODULES))
-def test_module_size(module):
-    n = len(MODULES[module].read_text().splitlines())
-    assert n <= MAX_MODULE_LINES, f"{MODULES[module]}: {n} lines"
-
-
-def _functions(tree: ast.AST):
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-            body = node.body
-            doc = body[0] if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant) \
-                and isinstance(body[0].value.value, str) else None
-            yield node, (node.end_lineno - node.lineno + 1) - ((doc.end_lineno - doc.lineno + 1) if doc else 0)
-
-
-def test_function_size():
-    long = [f"{MODULES[m].relative_to(ROOT)}:{fn.lineno} {fn.name} ({n} lines)"
-            for m in sorted(MODULES) for fn, n in _functions(ast.parse(MODULES[m].read_text()))
-            if n > MAX_FUNCTION_LINES]
-    assert not long, long
 
 
 def test_only_the_command_line_and_the_demo_runner_print():

@@ -15,7 +15,10 @@ import pytest
 import SimpleITK as sitk
 
 from hecktor_nnunet.cli.report import main as report_main
-from hecktor_nnunet.reporting import ReportError, ReportInputs, build_report, collect_report, overlay_png, render_html
+from hecktor_nnunet.reporting.collect import collect_report
+from hecktor_nnunet.reporting.figures import overlay_png
+from hecktor_nnunet.reporting.inputs import ReportError, ReportInputs
+from hecktor_nnunet.reporting.render import build_report, render_html
 from hecktor_nnunet.reporting.figures import _pick_patients
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -45,7 +48,8 @@ def run(tmp_path_factory) -> dict:
     """A small run: 6 synthetic patients converted, predictions = truth shifted by one voxel (one empty),
     RFS risks = -RFS (perfectly concordant), HPV predictions = truth, a hand-written prognosis folder."""
     from hecktor_nnunet.dataset_conversion.convert import convert_release
-    from hecktor_nnunet.evaluation import evaluate_hpv, evaluate_rfs, evaluate_segmentation
+    from hecktor_nnunet.evaluation.outcomes import evaluate_hpv, evaluate_rfs
+    from hecktor_nnunet.evaluation.segmentation import evaluate_segmentation
     from hecktor_nnunet.demo.synth import generate_release
 
     base = tmp_path_factory.mktemp("report_run")

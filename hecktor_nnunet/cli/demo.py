@@ -11,7 +11,9 @@ import argparse
 from dataclasses import replace
 
 from hecktor_nnunet.cli.common import fail, setup_logging
-from hecktor_nnunet.demo import SMALLEST, STEP_NAMES, DemoSettings, run_demo
+from hecktor_nnunet.demo.runner import run_demo
+from hecktor_nnunet.demo.settings import SMALLEST, DemoSettings
+from hecktor_nnunet.demo.steps import STEP_NAMES
 
 
 def build_parser() -> argparse.ArgumentParser:

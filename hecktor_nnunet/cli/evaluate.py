@@ -6,8 +6,9 @@ import argparse
 import logging
 import sys
 
-from hecktor_nnunet.evaluation import (EvaluationError, evaluate_hpv, evaluate_rfs, evaluate_segmentation,
-                                       format_outcome, format_segmentation)
+from hecktor_nnunet.evaluation.common import EvaluationError
+from hecktor_nnunet.evaluation.outcomes import evaluate_hpv, evaluate_rfs, format_outcome
+from hecktor_nnunet.evaluation.segmentation import evaluate_segmentation, format_segmentation
 from hecktor_nnunet.metrics.segmentation import BOTH_EMPTY_DICE, MATCHING
 
 

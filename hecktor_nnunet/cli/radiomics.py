@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verbose", action="store_true")
     a = ap.parse_args(argv)
     setup_logging(a.quiet, a.verbose)
-    from hecktor_nnunet.prognosis.radiomics import MIN_VOLUME_ML, extract_features
+    from hecktor_nnunet.prognosis.radiomics import extract_features
+    from hecktor_nnunet.prognosis.radiomics_settings import MIN_VOLUME_ML
 
     try:
         df = extract_features(release_root=a.release, masks_dir=a.masks, out=a.out, workers=a.workers,

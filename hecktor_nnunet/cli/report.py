@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     setup_logging(a.quiet)
-    from hecktor_nnunet.reporting import ReportError, ReportInputs, build_report
+    from hecktor_nnunet.reporting.inputs import ReportError, ReportInputs
+    from hecktor_nnunet.reporting.render import build_report
 
     explicit = {k: getattr(a, k) for k in ("dataset", "seg_eval", "rfs_eval", "hpv_eval", "prognosis_dir",
                                             "features", "release", "pred")}

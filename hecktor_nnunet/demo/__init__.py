@@ -20,20 +20,3 @@ image-only patients to the segmentation's held-out patients. RFS and HPV are sco
 predicted masks, from the true masks (written outside the release by ``hecktor-synth
 --oracle-labels``), from clinical variables alone, and by the oracle (the planted risk), side by side.
 """
-
-from __future__ import annotations
-
-from hecktor_nnunet._lazy import lazy_exports
-
-# Each name is imported from its module on first use, so that reading a demo folder (hecktor-report
-# --workdir: settings, marks, step order) never loads the step runner.
-_HOMES = {
-    "hecktor_nnunet.demo.settings": ("DEMO_TRAINER", "TINY_TRAINER", "DATASET_ID", "DATASET_NAME", "CONFIGURATION",
-                                     "FOLD", "MARKERS", "MASK_SOURCES", "DemoSettings", "SMALLEST", "DemoPaths"),
-    "hecktor_nnunet.demo.marks": ("PASS_MARKS", "NOT_A_MODEL", "pass_marks"),
-    "hecktor_nnunet.demo.steps": ("Step", "STEPS", "STEP_NAMES", "heldout_split", "prognosis_split",
-                                  "write_demo_params", "prognosis_comparison"),
-    "hecktor_nnunet.demo.runner": ("console_script", "DemoRun", "run_demo", "summary_text"),
-    "hecktor_nnunet.reporting.demo_folder": ("recorded_commands", "demo_report_inputs"),
-}
-__all__, __getattr__, __dir__ = lazy_exports(__name__, _HOMES)

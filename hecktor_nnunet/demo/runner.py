@@ -21,6 +21,11 @@ from hecktor_nnunet.demo.steps import STEP_NAMES, STEPS
 from hecktor_nnunet.io.atomic_io import write_json
 
 
+#: the variables of the tools' environment a demo folder records (``.demo/environment.json``)
+RECORDED_ENV = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results", "nnUNet_extTrainer", "nnUNet_def_n_proc",
+                "nnUNet_n_proc_DA")
+
+
 def console_script(name: str) -> str:
     """Absolute path of a console script: next to this Python first, then on ``PATH``."""
     here = Path(sys.executable).parent / name
@@ -98,6 +103,10 @@ class DemoRun:
         """Print a line of the demo's own narration (suppressed by ``quiet``)."""
         if not self.quiet:
             print(text, flush=True)
+
+    def record(self, text: str) -> None:
+        """Add a decision (not a command) to the running step's record, as a ``# comment`` line."""
+        self.records.append({"command": f"# {text}", "seconds": None, "returncode": 0})
 
     def run_step(self, step, header: str, t_start: float) -> None:
         """Clear ``step``'s outputs and done-marker, run it, and write the marker with its commands and time."""
@@ -180,10 +189,8 @@ def run_demo(workdir: str | Path, settings: DemoSettings = DemoSettings(), *, qu
     paths = run.paths
     paths.root.mkdir(parents=True, exist_ok=True)
     _check_settings(paths, settings)
-    env = {"nnUNet_raw": str(paths.raw), "nnUNet_preprocessed": str(paths.preprocessed),
-           "nnUNet_results": str(paths.results), **run.nnunet_env(),
-           "nnUNet_def_n_proc": str(settings.workers), "nnUNet_n_proc_DA": str(settings.workers)}
-    write_json(env, paths.markers / "environment.json")
+    run.nnunet_env()
+    write_json({k: run.env[k] for k in RECORDED_ENV}, paths.markers / "environment.json")
     t_start = time.perf_counter()
     rerun = False
     for i, step in enumerate(STEPS, start=1):

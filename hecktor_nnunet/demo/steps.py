@@ -1,7 +1,8 @@
-"""The demo's steps: each runs real console scripts through :meth:`DemoRun.command <hecktor_nnunet.demo.runner.DemoRun.command>`.
+"""The demo's steps: each runs real console scripts through its :class:`StepContext`.
 
-A step is a function of the run (its paths, settings and command runner) and the outputs it owns;
-:data:`STEPS` is their order. See :mod:`hecktor_nnunet.demo` for what the steps add up to.
+A step is a function of the run (its paths, settings, command runner and record) and the outputs it
+owns; :data:`STEPS` is their order. See :mod:`hecktor_nnunet.demo` for what the steps add up to;
+:mod:`hecktor_nnunet.demo.runner` runs them.
 """
 
 from __future__ import annotations
@@ -10,15 +11,30 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable, Protocol
 
 import pandas as pd
 
-from hecktor_nnunet.demo.settings import (CONFIGURATION, DATASET_ID, DATASET_NAME, FOLD, MASK_SOURCES, DemoPaths)
+from hecktor_nnunet.demo.settings import (CONFIGURATION, DATASET_ID, DATASET_NAME, FOLD, MASK_SOURCES, DemoPaths,
+                                          DemoSettings)
 from hecktor_nnunet.io.atomic_io import write_json, write_table
 
-if TYPE_CHECKING:
-    from hecktor_nnunet.demo.runner import DemoRun
+
+class StepContext(Protocol):
+    """What a step is given: where things are, how the demo is sized, and how to run and record."""
+
+    paths: DemoPaths
+    settings: DemoSettings
+    quiet: bool
+
+    def command(self, name: str, *args: str | Path, log_name: str, quiet_flag: str | None = "--quiet") -> None:
+        """Run one console script (output streamed and logged; a failure raises)."""
+
+    def note(self, text: str) -> None:
+        """Say something to the user (silent under ``quiet``)."""
+
+    def record(self, text: str) -> None:
+        """Add a line to the step's record of what ran (a decision, not a command)."""
 
 
 @dataclass(frozen=True)
@@ -27,36 +43,36 @@ class Step:
 
     name: str
     title: str
-    run: Callable[["DemoRun"], None]
+    run: Callable[[StepContext], None]
     outputs: Callable[[DemoPaths], list[Path]]
 
 
-def _generate(r: DemoRun) -> None:
+def _generate(r: StepContext) -> None:
     s = r.settings
     r.command("hecktor-synth", r.paths.release, "-n", s.cases, "--unlabelled", s.unlabelled, "--size", "tiny",
               "--seed", s.seed, "--oracle", r.paths.oracle, "--oracle-labels", r.paths.oracle_labels,
               log_name="generate")
 
 
-def _convert(r: DemoRun) -> None:
+def _convert(r: StepContext) -> None:
     s = r.settings
     r.command("hecktor-convert", r.paths.release, "-d", DATASET_ID, "--name", DATASET_NAME, "-o", r.paths.raw,
               "--splits", "centre-stratified", "--folds", s.folds, "--seed", s.seed, "-np", s.workers,
               log_name="convert")
 
 
-def _plan(r: DemoRun) -> None:
+def _plan(r: StepContext) -> None:
     w = r.settings.workers
     r.command("nnUNetv2_plan_and_preprocess", "-d", DATASET_ID, "-c", CONFIGURATION, "--verify_dataset_integrity",
               "-np", w, "-npfp", w, log_name="plan", quiet_flag=None)
 
 
-def _train(r: DemoRun) -> None:
+def _train(r: StepContext) -> None:
     r.command("nnUNetv2_train", DATASET_ID, CONFIGURATION, FOLD, "-tr", r.settings.trainer, "-device", "cpu",
               log_name="train", quiet_flag=None)
 
 
-def _predict(r: DemoRun) -> None:
+def _predict(r: StepContext) -> None:
     r.command("hecktor-predict", "-i", r.paths.release, "-o", r.paths.predictions, "-d", DATASET_ID,
               "-tr", r.settings.trainer, "-c", CONFIGURATION, "-f", FOLD, "--device", "cpu",
               "-np", r.settings.workers, "--disable-tta", log_name="predict")
@@ -93,7 +109,7 @@ def _link(target: Path, link: Path) -> None:
     link.symlink_to(os.path.relpath(target, link.parent))
 
 
-def _holdout(r: DemoRun) -> None:
+def _holdout(r: StepContext) -> None:
     """Held-out patients: their true labels and predictions (links), the clinical tables of both splits."""
     from hecktor_nnunet.io.label_maps import find_label_maps
     from hecktor_nnunet.io.release import read_release
@@ -120,11 +136,10 @@ def _holdout(r: DemoRun) -> None:
             f"{', '.join(seg_val)}; prognosis models trained on {len(train)} patient(s) (labelled and image-only), "
             f"{len(held)} held out (the {len(seg_val)} above and {len(held) - len(seg_val)} image-only)")
     r.note(text)
-    r.records.append({"command": f"# {text} (from {r.paths.dataset / 'splits_final.json'})", "seconds": None,
-                      "returncode": 0})
+    r.record(f"{text} (from {r.paths.dataset / 'splits_final.json'})")
 
 
-def _evaluate_seg(r: DemoRun) -> None:
+def _evaluate_seg(r: StepContext) -> None:
     h = r.paths.heldout
     r.command("hecktor-evaluate", "seg", "--truth", h / "labels", "--pred", h / "predictions",
               "-o", r.paths.eval("seg"), "-np", r.settings.workers, "--n-boot", r.settings.n_boot,
@@ -144,7 +159,7 @@ def write_demo_params(folder: Path) -> dict[str, Path]:
     import yaml
 
     from hecktor_nnunet.io.atomic_io import write_text
-    from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS
+    from hecktor_nnunet.prognosis.radiomics_settings import DEFAULT_PARAMS
 
     out = {}
     for modality, shipped in DEFAULT_PARAMS.items():
@@ -159,7 +174,7 @@ def write_demo_params(folder: Path) -> dict[str, Path]:
     return out
 
 
-def _radiomics(r: DemoRun) -> None:
+def _radiomics(r: StepContext) -> None:
     for masks, features in ((r.paths.predictions, r.paths.features), (r.paths.oracle_labels, r.paths.features_true)):
         params = write_demo_params(features.parent)
         r.command("hecktor-radiomics", "--release", r.paths.release, "--masks", masks, "-o", features,
@@ -167,7 +182,7 @@ def _radiomics(r: DemoRun) -> None:
                   "--cache", features.parent / "cache", log_name="radiomics")
 
 
-def _prognosis(r: DemoRun) -> None:
+def _prognosis(r: StepContext) -> None:
     s = r.settings
     quiet = ["--quiet"] if r.quiet else []
     sources = {"predicted": r.paths.features, "true": r.paths.features_true, "clinical": None}
@@ -199,7 +214,7 @@ def _oracle_predictions(paths: DemoPaths, held: list[str]) -> None:
     write_table(hpv, folder / "hpv" / "heldout_predictions.csv")
 
 
-def _evaluate_prognosis(r: DemoRun) -> None:
+def _evaluate_prognosis(r: StepContext) -> None:
     held = json.loads((r.paths.heldout / "patients.json").read_text())["prognosis_heldout"]
     _oracle_predictions(r.paths, held)
     for source in MASK_SOURCES:
@@ -225,7 +240,7 @@ def prognosis_comparison(paths: DemoPaths) -> dict:
     return {"held_out_patients": rows[0]["n_patients"], "rows": rows}
 
 
-def _report(r: DemoRun) -> None:
+def _report(r: StepContext) -> None:
     r.command("hecktor-report", "--workdir", r.paths.root, log_name="report")
 
 

@@ -150,7 +150,7 @@ def _plain_pyradiomics(ct_path, pet_path, mask_path, shell_mm):
     from scipy import ndimage
 
     from hecktor_nnunet.io.geometry import Grid, resample
-    from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS, REGION_LABELS
+    from hecktor_nnunet.prognosis.radiomics_settings import DEFAULT_PARAMS, REGION_LABELS
 
     ct = sitk.ReadImage(str(ct_path))
     pet = resample(sitk.ReadImage(str(pet_path), sitk.sitkFloat32), Grid.of(ct), "linear", 0.0, sitk.sitkFloat32)

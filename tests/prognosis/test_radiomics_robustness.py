@@ -13,7 +13,8 @@ from hecktor_nnunet.cli.radiomics import main
 from hecktor_nnunet.demo.steps import write_demo_params
 from hecktor_nnunet.demo.synth import generate_release
 from hecktor_nnunet.io.release import read_release
-from hecktor_nnunet.prognosis.radiomics import DEFAULT_PARAMS, extract_features, read_features
+from hecktor_nnunet.prognosis.radiomics import extract_features, read_features
+from hecktor_nnunet.prognosis.radiomics_settings import DEFAULT_PARAMS
 from hecktor_nnunet.prognosis.radiomics_extent import KEPT_CLASSES, Extent, degenerate_extractor
 
 TEXTURE = ("glcm", "glrlm", "glszm", "gldm", "ngtdm")
