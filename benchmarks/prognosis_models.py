@@ -62,7 +62,7 @@ def _references(task: str, X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, 
 
     Z = _true_inputs(X, task)
     oracle_scores, specified = [], []
-    for tr, te in splits(centres, stratify_labels(task, y), "stratified", 5, seed):
+    for tr, te in splits(centres, stratify_labels(task, y), "centre-stratified", 5, seed):
         impute = SimpleImputer(strategy="median").fit(Z.iloc[tr])
         Ztr, Zte = impute.transform(Z.iloc[tr]), impute.transform(Z.iloc[te])
         if task == "rfs":

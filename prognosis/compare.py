@@ -144,7 +144,7 @@ def _rows(task: str, y: np.ndarray, results: dict[str, list[dict]], n_boot: int,
 
 
 def compare_models(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task: str,
-                   models: tuple[str, ...] | None = None, cv: str = "stratified", n_splits: int = 5,
+                   models: tuple[str, ...] | None = None, cv: str = "centre-stratified", n_splits: int = 5,
                    repeats: int = 1, seed: int = 0, n_boot: int = 1000, k_features: int | None = None,
                    workers: int = 1, quiet: bool = False) -> tuple[dict, pd.DataFrame]:
     """Fit and score every model on the same outer folds.

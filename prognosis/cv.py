@@ -1,11 +1,11 @@
 """Cross-validation of a :class:`~hecktor_nnunet.prognosis.models.PrognosisModel`, repeated with seeds.
 
-Splits (``cv=``):
+Splits (``cv=``, the names of ``hecktor-convert --splits``):
 
-``stratified``
+``centre-stratified``
     k folds stratified by centre and outcome (event or HPV class) jointly, so every fold sees every
     centre; reshuffled for each repeat.
-``loco``
+``leave-one-centre-out``
     Leave one centre out: each centre is a test fold once (a harder, more honest estimate of how a
     model travels to a new hospital); repeats change the model seeds only.
 
@@ -39,7 +39,8 @@ from hecktor_nnunet.prognosis.selection import stratify_labels
 
 log = logging.getLogger(__name__)
 
-CV_KINDS = ("stratified", "loco")
+#: the split kinds, named as ``hecktor-convert --splits`` names them
+CV_KINDS = ("centre-stratified", "leave-one-centre-out")
 
 
 @dataclass
@@ -64,17 +65,17 @@ def splits(centres: np.ndarray, strata: np.ndarray, cv: str, n_splits: int, seed
         Centre of each patient.
     strata : ndarray of int
         Outcome class (event indicator or HPV label) used with the centre for stratification.
-    cv : {"stratified", "loco"}
+    cv : {"centre-stratified", "leave-one-centre-out"}
     n_splits : int
-        Folds for ``stratified``.
+        Folds of ``centre-stratified``.
     seed : int
-        Shuffling seed (``stratified`` only).
+        Shuffling seed (``centre-stratified`` only).
     """
-    if cv == "loco":
+    if cv == "leave-one-centre-out":
         if len(set(centres)) < 2:
             raise ValueError("leave-one-centre-out needs at least two centres")
         return list(LeaveOneGroupOut().split(centres, groups=centres))
-    if cv != "stratified":
+    if cv != "centre-stratified":
         raise ValueError(f"unknown cv {cv!r}; choose one of {CV_KINDS}")
     labels = np.asarray([f"{c}|{s}" for c, s in zip(centres, strata)])
     counts = Counter(labels)
@@ -114,7 +115,7 @@ def _fit_fold(job: tuple) -> tuple[int, int, np.ndarray, np.ndarray, PrognosisMo
 
 
 def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task: str,
-                   make_model: Callable[[int], PrognosisModel], cv: str = "stratified", n_splits: int = 5,
+                   make_model: Callable[[int], PrognosisModel], cv: str = "centre-stratified", n_splits: int = 5,
                    repeats: int = 3, seed: int = 0, n_bootstrap: int = 1000, workers: int = 1,
                    quiet: bool = False) -> CVResult:
     """Repeated cross-validation with no leakage: every fold fits a fresh model on its training rows.
@@ -129,9 +130,9 @@ def cross_validate(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
     task : {"rfs", "hpv"}
     make_model : callable
         ``make_model(random_state) -> PrognosisModel`` (unfitted).
-    cv : {"stratified", "loco"}
+    cv : {"centre-stratified", "leave-one-centre-out"}
     n_splits : int
-        Folds of ``stratified``.
+        Folds of ``centre-stratified``.
     repeats : int
         Repeats with seeds ``seed, seed + 1, ...``.
     n_bootstrap : int

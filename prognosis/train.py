@@ -44,7 +44,7 @@ def _write_oof(task: str, model: str, cv: str, result: CVResult, folder: Path) -
 
 
 def run_cv(task: str, features: str | Path | None, clinical: str | Path, out_dir: str | Path, *,
-           model: str = "auto", cv: str = "stratified", n_splits: int = 5, repeats: int = 3, seed: int = 0,
+           model: str = "auto", cv: str = "centre-stratified", n_splits: int = 5, repeats: int = 3, seed: int = 0,
            use_radiomics: bool = True, k_features: int | None = None, exclude_clinical: tuple[str, ...] = (),
            n_bootstrap: int = 1000, workers: int = 1, quiet: bool = False, overwrite: bool = False) -> CVResult:
     """Cross-validate a model; ``out_dir`` receives ``cv_report.json``, ``oof_predictions.csv`` and a KM/ROC plot.
@@ -62,9 +62,9 @@ def run_cv(task: str, features: str | Path | None, clinical: str | Path, out_dir
     model : str
         ``auto`` (inner cross-validation chooses family and ``k``), a family, or ``ensemble``
         (:func:`~hecktor_nnunet.prognosis.families.model_names`).
-    cv : {"stratified", "loco"}
+    cv : {"centre-stratified", "leave-one-centre-out"}
     n_splits, repeats, seed
-        Folds (stratified), repeats and first seed.
+        Folds (centre-stratified), repeats and first seed.
     use_radiomics : bool
         False: clinical variables only.
     k_features : int, optional
@@ -88,7 +88,7 @@ def run_cv(task: str, features: str | Path | None, clinical: str | Path, out_dir
 
 
 def run_compare(task: str, features: str | Path | None, clinical: str | Path, out_dir: str | Path, *,
-                models: tuple[str, ...] | None = None, cv: str = "stratified", n_splits: int = 5, repeats: int = 1,
+                models: tuple[str, ...] | None = None, cv: str = "centre-stratified", n_splits: int = 5, repeats: int = 1,
                 seed: int = 0, k_features: int | None = None, exclude_clinical: tuple[str, ...] = (),
                 n_bootstrap: int = 1000, workers: int = 1, quiet: bool = False, overwrite: bool = False) -> dict:
     """Compare every model on the same folds (:func:`~hecktor_nnunet.prognosis.compare.compare_models`).
@@ -113,7 +113,7 @@ def run_compare(task: str, features: str | Path | None, clinical: str | Path, ou
 
 def train(task: str, features: str | Path | None, clinical: str | Path, out_dir: str | Path, *,
           model: str = "auto", use_radiomics: bool = True, k_features: int | None = None,
-          exclude_clinical: tuple[str, ...] = (), cv: str | None = "stratified", n_splits: int = 5,
+          exclude_clinical: tuple[str, ...] = (), cv: str | None = "centre-stratified", n_splits: int = 5,
           repeats: int = 1, seed: int = 0, n_bootstrap: int = 1000, workers: int = 1, quiet: bool = False,
           overwrite: bool = False) -> PrognosisModel:
     """Train on all patients and write the model folder (see :mod:`~hecktor_nnunet.prognosis.artifacts`).

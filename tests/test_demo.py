@@ -72,8 +72,8 @@ def test_demo_runs_every_step_and_reports_the_held_out_patients(demo):
     commands = "\n".join(c["command"] for c in data["commands"])
     for tool in ("hecktor-synth", "--oracle-labels", "hecktor-convert", "nnUNetv2_plan_and_preprocess",
                  "nnUNetv2_train", "hecktor-predict", "hecktor-evaluate seg", "hecktor-radiomics",
-                 "hecktor-prognosis --quiet compare rfs", "hecktor-prognosis --quiet train hpv", "--no-radiomics",
-                 "hecktor-prognosis --quiet predict --model", "hecktor-evaluate rfs", "hecktor-evaluate hpv",
+                 "hecktor-prognosis compare rfs", "hecktor-prognosis train hpv", "--no-radiomics",
+                 "hecktor-prognosis predict --model-dir", "hecktor-evaluate rfs", "hecktor-evaluate hpv",
                  "nnUNet_extTrainer="):
         assert tool in commands, tool
     assert f"-tr {SMALLEST.trainer}" in commands

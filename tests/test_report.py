@@ -87,7 +87,7 @@ def run(tmp_path_factory) -> dict:
         model / "feature_importance.csv", index=False)
     _tiny_png(model / "feature_importance.png")
     (cv / "cv_report.json").write_text(json.dumps({
-        "task": "rfs", "cv": "stratified", "n_splits": 3, "repeats": 1, "n_patients": 6, "n_events": 2,
+        "task": "rfs", "cv": "centre-stratified", "n_splits": 3, "repeats": 1, "n_patients": 6, "n_events": 2,
         "c_index": 0.61, "c_index_ci95": [0.4, 0.8], "c_index_fold_sd": 0.1, "model": "xgb"}))
     _tiny_png(cv / "km_risk_groups.png")
     return {"base": base, "release": release, "dataset": result.dataset_dir, "pred": pred, "seg": seg, "rfs": rfs,
@@ -200,7 +200,7 @@ def test_cli_explicit_folders_and_commands_file(run, tmp_path, capsys):
     cmds = tmp_path / "commands.sh"
     cmds.write_text("# how it was made\nhecktor-convert /data -d 500\n\nnnUNetv2_train 500 3d_fullres 0\n")
     out = tmp_path / "real.html"
-    code = report_main(["--dataset", str(run["dataset"]), "--seg-eval", str(b / "eval_seg"), "--release",
+    code = report_main(["--dataset-dir", str(run["dataset"]), "--seg-eval", str(b / "eval_seg"), "--release",
                         str(run["release"]), "--pred", str(run["pred"]), "--overlays", "1", "--commands", str(cmds),
                         "-o", str(out), "--title", "Real run"])
     assert code == 0
@@ -208,7 +208,7 @@ def test_cli_explicit_folders_and_commands_file(run, tmp_path, capsys):
     assert data["title"] == "Real run" and len(data["overlays"]) == 1
     assert [c["command"] for c in data["commands"]] == ["hecktor-convert /data -d 500",
                                                         "nnUNetv2_train 500 3d_fullres 0"]
-    assert report_main(["--workdir", str(tmp_path), "--dataset", str(run["dataset"])]) == 2
+    assert report_main(["--workdir", str(tmp_path), "--dataset-dir", str(run["dataset"])]) == 2
     assert report_main(["--workdir", str(tmp_path)]) == 2  # not a demo folder
     assert "not a hecktor-demo folder" in capsys.readouterr().err
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.cli.common import DefaultsHelpFormatter, fail, retired_option, setup_logging
 from hecktor_nnunet.demo.runner import run_demo
 from hecktor_nnunet.demo.settings import SMALLEST, DemoSettings
 from hecktor_nnunet.demo.steps import STEP_NAMES
@@ -18,8 +18,8 @@ from hecktor_nnunet.demo.steps import STEP_NAMES
 
 def build_parser() -> argparse.ArgumentParser:
     d = DemoSettings()
-    ap = argparse.ArgumentParser(prog="hecktor-demo", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The parser of ``hecktor-demo`` (defaults in the help text: an unset option keeps the settings')."""
+    ap = argparse.ArgumentParser(prog="hecktor-demo", description=__doc__, formatter_class=DefaultsHelpFormatter)
     ap.add_argument("--workdir", required=True, help="working folder (created; re-running resumes)")
     ap.add_argument("--smallest", action="store_true",
                     help=f"the smallest demo ({SMALLEST.cases} + {SMALLEST.unlabelled} patients, {SMALLEST.folds} folds, "
@@ -27,7 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cases", type=int, help=f"synthetic labelled patients (default {d.cases})")
     ap.add_argument("--unlabelled", type=int,
                     help=f"synthetic patients without labels, for the prognosis models (default {d.unlabelled})")
-    ap.add_argument("--folds", type=int, help=f"centre-stratified folds; fold 0 is trained (default {d.folds})")
+    ap.add_argument("--n-folds", type=int, help=f"centre-stratified folds; fold 0 is trained (default {d.folds})")
     ap.add_argument("--prognosis-holdout", type=float,
                     help="share of the image-only patients held out to score the prognosis models "
                          f"(default {d.prognosis_holdout})")
@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("-np", "--workers", type=int, help=f"processes per tool (default {d.workers})")
     ap.add_argument("--from-step", choices=STEP_NAMES, help="re-run this step and every later one")
     ap.add_argument("--quiet", action="store_true", help="only errors (tool output goes to <workdir>/logs)")
+    retired_option(ap, "--folds", "--n-folds", "n_folds", type=int)
     return ap
 
 
@@ -43,9 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     setup_logging(a.quiet)
     settings = SMALLEST if a.smallest else DemoSettings()
-    given = {k: getattr(a, k) for k in ("cases", "unlabelled", "folds", "prognosis_holdout", "trainer", "seed",
-                                        "workers")
-             if getattr(a, k) is not None}
+    options = {"cases": a.cases, "unlabelled": a.unlabelled, "folds": a.n_folds,
+               "prognosis_holdout": a.prognosis_holdout, "trainer": a.trainer, "seed": a.seed, "workers": a.workers}
+    given = {k: v for k, v in options.items() if v is not None}
     settings = replace(settings, **given)
     try:
         run_demo(a.workdir, settings, quiet=a.quiet, from_step=a.from_step)

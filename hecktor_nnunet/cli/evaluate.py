@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 
+from hecktor_nnunet.cli.common import DefaultsHelpFormatter, add_quiet
 from hecktor_nnunet.evaluation.common import EvaluationError
 from hecktor_nnunet.evaluation.outcomes import evaluate_hpv, evaluate_rfs, format_outcome
 from hecktor_nnunet.evaluation.segmentation import evaluate_segmentation, format_segmentation
@@ -13,15 +14,17 @@ from hecktor_nnunet.metrics.segmentation import BOTH_EMPTY_DICE, MATCHING
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="hecktor-evaluate", description=__doc__)
+    """The parser of ``hecktor-evaluate`` and its three tasks."""
+    ap = argparse.ArgumentParser(prog="hecktor-evaluate", description=__doc__, formatter_class=DefaultsHelpFormatter)
     sub = ap.add_subparsers(dest="task", required=True)
 
-    seg = sub.add_parser("seg", help="Task 1: Dice, DSCagg, F1agg, HD95 per patient and centre")
+    seg = sub.add_parser("seg", help="Task 1: Dice, DSCagg, F1agg, HD95 per patient and centre",
+                         formatter_class=DefaultsHelpFormatter)
     seg.add_argument("--truth", required=True, help="release folder or folder of <ID>.nii.gz label maps")
     seg.add_argument("--pred", required=True, action="append",
                      help="folder of <ID>.nii.gz/.mha predictions; repeat to compare and rank runs")
     seg.add_argument("-o", "--out", required=True, help="output folder")
-    seg.add_argument("-np", "--workers", type=int, default=1, help="parallel processes (default 1)")
+    seg.add_argument("-np", "--workers", type=int, default=1, help="worker processes")
     seg.add_argument("--resample-nearest", action="store_true",
                      help="resample predictions on another grid onto the truth grid (nearest neighbour)")
     seg.add_argument("--missing-as-empty", action="store_true",
@@ -39,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, helptext in (("rfs", "Task 2: C-index, Uno's C, AUC(t), KM plot"),
                            ("hpv", "Task 3: balanced accuracy, sensitivity, specificity, AUC, ROC")):
-        p = sub.add_parser(name, help=helptext)
+        p = sub.add_parser(name, help=helptext, formatter_class=DefaultsHelpFormatter)
         p.add_argument("--truth", required=True, help="clinical CSV with the outcome columns")
         p.add_argument("--pred", required=True,
                        help="CSV PatientID,Prediction[,Probability], JSON {id: value} or folder of <ID>.json")
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--pred-is-time", action="store_true",
                            help="predictions are times (higher = later relapse), not risks")
     for p in sub.choices.values():
-        p.add_argument("--quiet", action="store_true", help="no progress bar, no printed table")
+        add_quiet(p)
     return ap
 
 

@@ -14,7 +14,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from hecktor_nnunet.cli.common import fail, os_error_text, setup_logging
+from hecktor_nnunet.cli.common import (DefaultsHelpFormatter, add_quiet, fail, os_error_text, retired_option,
+                                       setup_logging)
 from hecktor_nnunet.training.registry import RECOMMENDED, TRAINERS_DIR, format_table, trainer_names
 
 NNUNET_PATHS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -55,26 +56,32 @@ def select_postprocessing(dataset: str, trainer: str, plans: str, configuration:
     return result
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``hecktor-nnunet`` and its subcommands."""
     ap = argparse.ArgumentParser(prog="hecktor-nnunet", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+                                 formatter_class=DefaultsHelpFormatter)
     sub = ap.add_subparsers(dest="command", required=True)
-    sub.add_parser("env", help="print `export nnUNet_extTrainer=...` for eval; check nnUNet_* paths")
-    tr = sub.add_parser("trainers", help="list the HECKTOR trainers")
+    sub.add_parser("env", help="print `export nnUNet_extTrainer=...` for eval; check nnUNet_* paths",
+                   formatter_class=DefaultsHelpFormatter)
+    tr = sub.add_parser("trainers", help="list the HECKTOR trainers", formatter_class=DefaultsHelpFormatter)
     tr.add_argument("--names", action="store_true", help="only the class names, one per line")
     tr.add_argument("--markdown", action="store_true", help="a markdown table")
-    pp = sub.add_parser("postprocess-select", help="choose post-processing on validation folds")
+    pp = sub.add_parser("postprocess-select", help="choose post-processing on validation folds",
+                        formatter_class=DefaultsHelpFormatter)
     cv = sub.add_parser("cv-masks", help="each training patient's mask from the fold that held it out, "
-                                         "post-processed and on its original CT grid (radiomics training masks)")
+                                         "post-processed and on its original CT grid (radiomics training masks)",
+                        formatter_class=DefaultsHelpFormatter)
     for p in (pp, cv):
-        p.add_argument("-d", "--dataset", required=True)
-        p.add_argument("-tr", "--trainer", default=RECOMMENDED)
-        p.add_argument("-p", "--plans", default="nnUNetPlans")
-        p.add_argument("-c", "--configuration", default="3d_fullres")
-        p.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"])
+        # not required=True: argparse would refuse the retired --dataset spelling; main() checks it
+        p.add_argument("-d", "--dataset-id", help="nnU-Net dataset id or name (required)")
+        p.add_argument("-tr", "--trainer", default=RECOMMENDED, help="nnU-Net trainer")
+        p.add_argument("-p", "--plans", default="nnUNetPlans", help="nnU-Net plans identifier")
+        p.add_argument("-c", "--configuration", default="3d_fullres", help="nnU-Net configuration")
+        p.add_argument("-f", "--folds", nargs="+", default=["0", "1", "2", "3", "4"], help="fold indices")
+        retired_option(p, "--dataset", "--dataset-id", "dataset_id")
     pp.add_argument("--truth", default=None,
                     help="ground truth in converted space (default $nnUNet_preprocessed/DatasetXXX/gt_segmentations)")
-    cv.add_argument("-o", "--output", required=True, help="folder for <PatientID>.nii.gz")
+    cv.add_argument("-o", "--out", required=True, help="folder for <PatientID>.nii.gz")
     cv.add_argument("--manifest", default=None,
                     help="the training dataset's conversion_manifest.json (default $nnUNet_raw/DatasetXXX/...)")
     cv.add_argument("--no-postprocessing", action="store_true",
@@ -83,14 +90,15 @@ def _parser() -> argparse.ArgumentParser:
     cv.add_argument("--allow-missing", action="store_true",
                     help="write the other patients when some are in no given fold's validation (listed)")
     cv.add_argument("--overwrite", action="store_true", help="redo every patient, even those already written")
-    cv.add_argument("-np", "--workers", type=int, default=1, help="processes")
+    cv.add_argument("-np", "--workers", type=int, default=1, help="worker processes")
+    retired_option(cv, "--output", "--out", "out")
     for p in (pp, cv):
-        p.add_argument("--quiet", action="store_true")
+        add_quiet(p)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
+    a = build_parser().parse_args(argv)
     if a.command == "env":
         lines, warnings = env_lines()
         for w in warnings:
@@ -101,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(trainer_names()) if a.names else format_table(markdown=a.markdown))
         return 0
     setup_logging(a.quiet)
+    if a.dataset_id is None:
+        return fail("give the dataset: -d/--dataset-id ID")
     try:
         return _cv_masks(a) if a.command == "cv-masks" else _postprocess_select(a)
     except (RuntimeError, ValueError, FileNotFoundError) as e:
@@ -110,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _postprocess_select(a: argparse.Namespace) -> int:
-    result = select_postprocessing(a.dataset, a.trainer, a.plans, a.configuration, a.folds, a.truth)
+    result = select_postprocessing(a.dataset_id, a.trainer, a.plans, a.configuration, a.folds, a.truth)
     best = next(c for c in result["candidates"]
                 if c["keep_largest_gtvp"] == result["setting"]["keep_largest_gtvp"]
                 and c["min_gtvn_ml"] == result["setting"]["min_gtvn_ml"])
@@ -124,14 +134,14 @@ def _postprocess_select(a: argparse.Namespace) -> int:
 def _cv_masks(a: argparse.Namespace) -> int:
     from hecktor_nnunet.inference.cv_masks import cv_masks
 
-    r = cv_masks(a.output, dataset=a.dataset, trainer=a.trainer, plans=a.plans, configuration=a.configuration,
+    r = cv_masks(a.out, dataset=a.dataset_id, trainer=a.trainer, plans=a.plans, configuration=a.configuration,
                  folds=a.folds, postprocess=not a.no_postprocessing, allow_missing=a.allow_missing,
                  overwrite=a.overwrite, manifest=a.manifest, workers=a.workers, quiet=a.quiet)
     if r.missing:
         print(f"warning: {len(r.missing)} training patient(s) in no validation prediction of folds "
               f"{' '.join(map(str, a.folds))} got no mask: {', '.join(r.missing)}", file=sys.stderr)
     if not a.quiet:
-        print(f"wrote {len(r.written)} mask(s), {len(r.unchanged)} already done and unchanged, to {a.output} "
+        print(f"wrote {len(r.written)} mask(s), {len(r.unchanged)} already done and unchanged, to {a.out} "
               f"(folds {' '.join(map(str, a.folds))}; post-processing: {r.postprocessing or 'none'})")
     return 0
 

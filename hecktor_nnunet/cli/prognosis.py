@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from hecktor_nnunet.cli.common import DefaultsHelpFormatter, fail, os_error_text, setup_logging
+from hecktor_nnunet.cli.common import (DefaultsHelpFormatter, add_quiet, fail, os_error_text, retired_option,
+                                       setup_logging)
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
+from hecktor_nnunet.prognosis.cv import CV_KINDS
 
 #: every --model value of either task; a value the task lacks is refused by the model, naming the choices
 MODEL_CHOICES = ("auto", "xgb", "coxnet", "gbsa", "rsf", "icare", "logistic", "ensemble")
 HELP = DefaultsHelpFormatter
+#: the retired --cv values
+OLD_SPLITS = {"stratified": "centre-stratified", "loco": "leave-one-centre-out"}
 
 
 def _inputs(p: argparse.ArgumentParser, *, model: bool = True) -> None:
@@ -28,20 +32,26 @@ def _inputs(p: argparse.ArgumentParser, *, model: bool = True) -> None:
                         "20 for a named family)")
     p.add_argument("--exclude-clinical", nargs="+", default=[], metavar="COL",
                    help="clinical columns left out of the inputs, e.g. 'HPV Status' (unknown at test time)")
-    p.add_argument("--cv", default="stratified", choices=["stratified", "loco"],
-                   help="centre-stratified k-fold or leave-one-centre-out")
-    p.add_argument("--folds", type=int, default=5, help="folds of --cv stratified")
+    p.add_argument("--splits", default="centre-stratified", choices=CV_KINDS,
+                   help="the outer folds: stratified by centre and outcome, or one centre per fold")
+    p.add_argument("--n-folds", type=int, default=5, help="folds of --splits centre-stratified")
     p.add_argument("--seed", type=int, default=0, help="seed of the folds and the models")
-    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples of the 95%% intervals")
-    p.add_argument("-np", "--workers", type=int, default=1, help="processes (folds fitted in parallel)")
+    p.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples of the 95%% intervals")
+    p.add_argument("-np", "--workers", type=int, default=1, help="worker processes (folds fitted in parallel)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace an existing output folder (it is written whole: nothing of it is kept)")
+    add_quiet(p, verbose=True)
+    retired_option(p, "--cv", "--splits", "splits", convert=lambda v: OLD_SPLITS.get(v, v))
+    retired_option(p, "--folds", "--n-folds", "n_folds", type=int)
+    retired_option(p, "--bootstrap", "--n-boot", "n_boot", type=int)
+    retired_option(p, "--threads", "-np", "workers", type=int)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of ``hecktor-prognosis`` and its subcommands."""
     ap = argparse.ArgumentParser(prog="hecktor-prognosis", description=__doc__, formatter_class=HELP)
-    ap.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
-    ap.add_argument("--verbose", action="store_true", help="debug messages")
+    retired_option(ap, "--quiet", "--quiet after the subcommand", "quiet_before", flag=True)
+    retired_option(ap, "--verbose", "--verbose after the subcommand", "verbose_before", flag=True)
     sub = ap.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="fit on all patients and write a model folder", formatter_class=HELP)
     _inputs(tr)
@@ -58,17 +68,21 @@ def _parser() -> argparse.ArgumentParser:
                      help="rows to compute (default: auto, every family, ensemble, clinical)")
     cmp.add_argument("--repeats", type=int, default=1, help="repeats of the cross-validation (new folds each)")
     pr = sub.add_parser("predict", help="apply a model folder; writes PatientID,Prediction CSV", formatter_class=HELP)
-    pr.add_argument("--model", required=True, help="model folder from 'train'")
+    # not required=True: argparse would refuse the retired --model spelling; _predict checks it
+    pr.add_argument("--model-dir", help="model folder from 'train' (required)")
     pr.add_argument("--features", help="features table extracted with the model's settings")
     pr.add_argument("--clinical", help="clinical table (needed when the model uses clinical variables)")
     pr.add_argument("-o", "--out", required=True, help="predictions CSV")
     pr.add_argument("--json-dir", help="also write one <PatientID>.json per patient (container format)")
+    add_quiet(pr, verbose=True)
+    retired_option(pr, "--model", "--model-dir", "model_dir")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    a = _parser().parse_args(argv)
-    setup_logging(a.quiet, a.verbose)
+    a = build_parser().parse_args(argv)
+    a.quiet = a.quiet or getattr(a, "quiet_before", False)
+    setup_logging(a.quiet, a.verbose or getattr(a, "verbose_before", False))
     from hecktor_nnunet.prognosis.artifacts import ModelMismatchError
 
     try:
@@ -81,22 +95,22 @@ def main(argv: list[str] | None = None) -> int:
         from hecktor_nnunet.prognosis.features import clinical_columns
 
         common = dict(use_radiomics=not a.no_radiomics, model=a.model, k_features=a.k_features, seed=a.seed,
-                      exclude_clinical=clinical_columns(a.exclude_clinical), n_bootstrap=a.bootstrap,
-                      workers=a.workers, quiet=a.quiet, overwrite=a.overwrite, n_splits=a.folds)
+                      exclude_clinical=clinical_columns(a.exclude_clinical), n_bootstrap=a.n_boot,
+                      workers=a.workers, quiet=a.quiet, overwrite=a.overwrite, n_splits=a.n_folds)
         features = None if a.no_radiomics else a.features
         if a.command == "train":
             from hecktor_nnunet.prognosis.train import train
 
-            model = train(a.task, features, a.clinical, a.out, cv=None if a.no_cv else a.cv, repeats=a.repeats,
+            model = train(a.task, features, a.clinical, a.out, cv=None if a.no_cv else a.splits, repeats=a.repeats,
                           **common)
             print(f"model written to {a.out} ({model.chosen_['model']}, {len(model.selected_features_)} columns)")
         else:
             from hecktor_nnunet.prognosis.train import run_cv
 
-            res = run_cv(a.task, features, a.clinical, a.out, cv=a.cv, repeats=a.repeats, **common)
+            res = run_cv(a.task, features, a.clinical, a.out, cv=a.splits, repeats=a.repeats, **common)
             key = OUTCOME_TASKS[a.task].metric
             lo, hi = res.report[f"{key}_ci95"]
-            print(f"{a.task} {a.model} ({a.cv}): {key} {res.report[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
+            print(f"{a.task} {a.model} ({a.splits}): {key} {res.report[key]:.3f} (95% CI {lo:.3f}-{hi:.3f}); "
                   f"report in {a.out}/cv_report.json")
     except (ValueError, ModelMismatchError) as e:
         return fail(str(e))
@@ -110,8 +124,8 @@ def _compare(a: argparse.Namespace) -> int:
     from hecktor_nnunet.prognosis.train import run_compare
 
     report = run_compare(a.task, a.features, a.clinical, a.out, models=tuple(a.models) if a.models else None,
-                         cv=a.cv, n_splits=a.folds, repeats=a.repeats, seed=a.seed, k_features=a.k_features,
-                         exclude_clinical=clinical_columns(a.exclude_clinical), n_bootstrap=a.bootstrap,
+                         cv=a.splits, n_splits=a.n_folds, repeats=a.repeats, seed=a.seed, k_features=a.k_features,
+                         exclude_clinical=clinical_columns(a.exclude_clinical), n_bootstrap=a.n_boot,
                          workers=a.workers, quiet=a.quiet, overwrite=a.overwrite)
     if not a.quiet:
         print((a.out.rstrip("/") + "/comparison.md: ") + "\n" + _table(report))
@@ -135,9 +149,11 @@ def _predict(a: argparse.Namespace) -> int:
     from hecktor_nnunet.prognosis.artifacts import predict
     from hecktor_nnunet.prognosis.radiomics import read_features
 
+    if a.model_dir is None:
+        return fail("give the model folder: --model-dir DIR")
     features, meta = read_features(a.features) if a.features else (None, {})
     clinical = read_clinical(a.clinical) if a.clinical else None
-    out = predict(a.model, features, meta, a.out, clinical=clinical, json_dir=a.json_dir,
+    out = predict(a.model_dir, features, meta, a.out, clinical=clinical, json_dir=a.json_dir,
                   sources=(str(a.features), str(a.clinical)))
     skipped = out.attrs.get("not_scored", {})
     print(f"wrote {len(out)} prediction(s) to {a.out}"

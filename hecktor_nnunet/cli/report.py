@@ -1,7 +1,7 @@
 """``hecktor-report``: report.html (self-contained) and report.json from a run's folders.
 
     hecktor-report --workdir demo_work                      # a hecktor-demo folder
-    hecktor-report --dataset $nnUNet_raw/Dataset500_HECKTOR2025 --seg-eval eval/seg --rfs-eval eval/rfs \\
+    hecktor-report --dataset-dir $nnUNet_raw/Dataset500_HECKTOR2025 --seg-eval eval/seg --rfs-eval eval/rfs \\
         --hpv-eval eval/hpv --prognosis-dir models/ --features features.parquet \\
         --release /data/hecktor2025_training --pred preds/ --commands commands.sh -o report.html
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from hecktor_nnunet.cli.common import fail, setup_logging
+from hecktor_nnunet.cli.common import DefaultsHelpFormatter, add_quiet, fail, retired_option, setup_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="hecktor-report", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    """The parser of ``hecktor-report``."""
+    ap = argparse.ArgumentParser(prog="hecktor-report", description=__doc__, formatter_class=DefaultsHelpFormatter)
     ap.add_argument("--workdir", help="a hecktor-demo folder (every input found there)")
-    ap.add_argument("--dataset", help="nnU-Net raw dataset folder (conversion_manifest.json)")
+    ap.add_argument("--dataset-dir", help="nnU-Net raw dataset folder (conversion_manifest.json)")
     ap.add_argument("--seg-eval", help="hecktor-evaluate seg output folder (one run)")
     ap.add_argument("--rfs-eval", help="hecktor-evaluate rfs output folder")
     ap.add_argument("--hpv-eval", help="hecktor-evaluate hpv output folder")
@@ -27,11 +27,12 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--release", help="release folder (CT, PET, truth) for the PET/CT overlays")
     ap.add_argument("--pred", help="predicted label maps on the CT grids (overlay contours)")
     ap.add_argument("--commands", help="text file of the commands that produced the run (one per line)")
-    ap.add_argument("--title", default="HECKTOR run report")
-    ap.add_argument("--overlays", type=int, default=3, help="patients shown as PET/CT overlays (default 3)")
+    ap.add_argument("--title", default="HECKTOR run report", help="the report's title")
+    ap.add_argument("--overlays", type=int, default=3, help="patients shown as PET/CT overlays")
     ap.add_argument("-o", "--out", help="report.html path (default <workdir>/report.html or ./report.html); "
                                         "report.json is written beside it")
-    ap.add_argument("--quiet", action="store_true")
+    add_quiet(ap)
+    retired_option(ap, "--dataset", "--dataset-dir", "dataset_dir")
     return ap
 
 
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     from hecktor_nnunet.reporting.inputs import ReportError, ReportInputs
     from hecktor_nnunet.reporting.render import build_report
 
-    explicit = {k: getattr(a, k) for k in ("dataset", "seg_eval", "rfs_eval", "hpv_eval", "prognosis_dir",
-                                            "features", "release", "pred")}
+    explicit = {"dataset": a.dataset_dir, **{k: getattr(a, k) for k in ("seg_eval", "rfs_eval", "hpv_eval",
+                                                                        "prognosis_dir", "features", "release",
+                                                                        "pred")}}
     try:
         if a.workdir:
             if any(explicit.values()):

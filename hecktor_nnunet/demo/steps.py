@@ -57,7 +57,7 @@ def _generate(r: StepContext) -> None:
 def _convert(r: StepContext) -> None:
     s = r.settings
     r.command("hecktor-convert", r.paths.release, "-d", DATASET_ID, "--name", DATASET_NAME, "-o", r.paths.raw,
-              "--splits", "centre-stratified", "--folds", s.folds, "--seed", s.seed, "-np", s.workers,
+              "--splits", "centre-stratified", "--n-folds", s.folds, "--seed", s.seed, "-np", s.workers,
               log_name="convert")
 
 
@@ -184,23 +184,22 @@ def _radiomics(r: StepContext) -> None:
 
 def _prognosis(r: StepContext) -> None:
     s = r.settings
-    quiet = ["--quiet"] if r.quiet else []
     sources = {"predicted": r.paths.features, "true": r.paths.features_true, "clinical": None}
     for source, features in sources.items():
         inputs = ["--features", features] if features else []
         for task in ("rfs", "hpv"):
             out = r.paths.prognosis_of(source) / task
             selection = [] if features else ["--no-radiomics"]
-            common = [*inputs, "--clinical", r.paths.train_clinical, "--seed", s.seed, "--bootstrap", s.n_boot,
+            common = [*inputs, "--clinical", r.paths.train_clinical, "--seed", s.seed, "--n-boot", s.n_boot,
                       "-np", s.workers]
             if source == "predicted":  # every model family on the same folds: the evidence behind the default
-                r.command("hecktor-prognosis", *quiet, "compare", task, *common, "-o", out / "compare",
-                          "--folds", s.prognosis_folds, log_name="prognosis", quiet_flag=None)
-            r.command("hecktor-prognosis", *quiet, "train", task, *common, *selection, "-o", out / "model",
-                      "--no-cv", log_name="prognosis", quiet_flag=None)
-            r.command("hecktor-prognosis", *quiet, "predict", "--model", out / "model", *inputs,
+                r.command("hecktor-prognosis", "compare", task, *common, "-o", out / "compare",
+                          "--n-folds", s.prognosis_folds, log_name="prognosis")
+            r.command("hecktor-prognosis", "train", task, *common, *selection, "-o", out / "model",
+                      "--no-cv", log_name="prognosis")
+            r.command("hecktor-prognosis", "predict", "--model-dir", out / "model", *inputs,
                       "--clinical", r.paths.heldout / "clinical_inputs.csv", "-o", out / "heldout_predictions.csv",
-                      log_name="prognosis", quiet_flag=None)
+                      log_name="prognosis")
 
 
 def _oracle_predictions(paths: DemoPaths, held: list[str]) -> None:

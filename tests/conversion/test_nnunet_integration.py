@@ -15,13 +15,13 @@ from hecktor_nnunet.io.release import read_release
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra,dataset_id", [([], 520), (["--regions", "--spacing", "3", "3", "3",
+@pytest.mark.parametrize("extra,dataset_id", [([], 520), (["--region-based", "--spacing", "3", "3", "3",
                                                              "--crop", "headneck"], 521)])
 def test_convert_plan_preprocess_restore(tiny_release, tmp_path, extra, dataset_id):
     env = dict(os.environ, nnUNet_raw=str(tmp_path / "raw"), nnUNet_preprocessed=str(tmp_path / "pre"),
                nnUNet_results=str(tmp_path / "res"))
     args = [str(tiny_release), "-d", str(dataset_id), "-o", env["nnUNet_raw"], "--splits", "centre-stratified",
-            "--folds", "2", "-np", "2", "--quiet"] + extra
+            "--n-folds", "2", "-np", "2", "--quiet"] + extra
     assert convert_main(args) == 0
     exe = Path(os.sys.executable).parent / "nnUNetv2_plan_and_preprocess"
     proc = subprocess.run([str(exe), "-d", str(dataset_id), "--verify_dataset_integrity", "-c", "3d_fullres",

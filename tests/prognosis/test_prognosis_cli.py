@@ -28,7 +28,7 @@ def tables(sim_cohort, tmp_path_factory):
 @pytest.fixture(scope="module")
 def rfs_model(tables):
     out = tables / "models" / "rfs"
-    assert main(["--quiet", "train", "rfs", "--features", str(tables / "features.parquet"),
+    assert main(["train", "--quiet", "rfs", "--features", str(tables / "features.parquet"),
                  "--clinical", str(tables / "clinical.csv"), "-o", str(out), "--no-cv", "--model", "xgb"]) == 0
     return out
 
@@ -45,7 +45,7 @@ def test_train_rfs_writes_model_folder(rfs_model):
 
 def test_predict_rfs_csv_and_json(rfs_model, tables, tmp_path):
     out = tmp_path / "preds.csv"
-    assert main(["--quiet", "predict", "--model", str(rfs_model), "--features", str(tables / "features.parquet"),
+    assert main(["predict", "--quiet", "--model-dir", str(rfs_model), "--features", str(tables / "features.parquet"),
                  "--clinical", str(tables / "clinical.csv"), "-o", str(out), "--json-dir", str(tmp_path / "js")]) == 0
     preds = pd.read_csv(out)
     assert list(preds.columns) == ["PatientID", "Prediction"] and len(preds) == 300
@@ -70,7 +70,7 @@ def test_predict_refuses_mismatched_tables(rfs_model, tables, tmp_path, capsys):
         predict(rfs_model, feat, {"params_hash": "ffffffffffffffff"}, tmp_path / "p.csv", clinical=clin)
     other = tmp_path / "other.parquet"
     write_features(feat.assign(PET_GTVp_NewFeature=1.0), other, meta)
-    rc = main(["predict", "--model", str(rfs_model), "--features", str(other), "--clinical",
+    rc = main(["predict", "--model-dir", str(rfs_model), "--features", str(other), "--clinical",
                str(tables / "clinical.csv"), "-o", str(tmp_path / "p.csv")])
     assert rc == 2 and "PET_GTVp_NewFeature" in capsys.readouterr().err
     assert not (tmp_path / "p.csv").exists()
@@ -78,23 +78,23 @@ def test_predict_refuses_mismatched_tables(rfs_model, tables, tmp_path, capsys):
 
 def test_cv_and_train_hpv(tables, tmp_path):
     cv_dir = tmp_path / "cv"
-    assert main(["--quiet", "cv", "rfs", "--features", str(tables / "features.parquet"), "--clinical",
-                 str(tables / "clinical.csv"), "-o", str(cv_dir), "--repeats", "1", "--folds", "3",
-                 "--bootstrap", "50", "--model", "coxnet"]) == 0
+    assert main(["cv", "--quiet", "rfs", "--features", str(tables / "features.parquet"), "--clinical",
+                 str(tables / "clinical.csv"), "-o", str(cv_dir), "--repeats", "1", "--n-folds", "3",
+                 "--n-boot", "50", "--model", "coxnet"]) == 0
     report = json.loads((cv_dir / "cv_report.json").read_text())
     assert 0.6 < report["c_index"] < 1 and len(report["folds"]) == 3 and report["model"] == "coxnet"
     assert (cv_dir / "km_risk_groups.png").is_file() and (cv_dir / "oof_predictions.csv").is_file()
 
     out = tmp_path / "hpv"
-    assert main(["--quiet", "train", "hpv", "--features", str(tables / "features.parquet"), "--clinical",
-                 str(tables / "clinical.csv"), "-o", str(out), "--cv", "loco", "--bootstrap", "50"]) == 0
+    assert main(["train", "--quiet", "hpv", "--features", str(tables / "features.parquet"), "--clinical",
+                 str(tables / "clinical.csv"), "-o", str(out), "--splits", "leave-one-centre-out", "--n-boot", "50"]) == 0
     report = json.loads((out / "cv_report.json").read_text())
-    assert report["cv"] == "loco" and len(report["folds"]) == 7 and 0 <= report["balanced_accuracy"] <= 1
+    assert report["cv"] == "leave-one-centre-out" and len(report["folds"]) == 7 and 0 <= report["balanced_accuracy"] <= 1
     assert (out / "roc.png").is_file()
     info = json.loads((out / "prognosis.json").read_text())
     assert "CLIN_HPV" not in info["feature_names_in"]            # the target is never an input
     preds = tmp_path / "hpv.csv"
-    assert main(["--quiet", "predict", "--model", str(out), "--features", str(tables / "features.parquet"),
+    assert main(["predict", "--quiet", "--model-dir", str(out), "--features", str(tables / "features.parquet"),
                  "--clinical", str(tables / "clinical.csv"), "-o", str(preds), "--json-dir", str(tmp_path / "js")]) == 0
     p = pd.read_csv(preds)
     assert list(p.columns) == ["PatientID", "Prediction", "Probability"]
@@ -140,9 +140,9 @@ def test_model_folder_is_written_whole_or_refused(rfs_model, tables, tmp_path, c
 
 def test_compare_writes_json_table_and_figure(tables, tmp_path):
     out = tmp_path / "cmp"
-    assert main(["--quiet", "compare", "hpv", "--features", str(tables / "features.parquet"), "--clinical",
+    assert main(["compare", "--quiet", "hpv", "--features", str(tables / "features.parquet"), "--clinical",
                  str(tables / "clinical.csv"), "-o", str(out), "--models", "logistic", "icare", "clinical",
-                 "--folds", "3", "--bootstrap", "100"]) == 0
+                 "--n-folds", "3", "--n-boot", "100"]) == 0
     assert {p.name for p in out.iterdir()} == {"comparison.json", "comparison.md", "comparison.png",
                                                "oof_predictions.csv"}
     report = json.loads((out / "comparison.json").read_text())
@@ -161,7 +161,7 @@ def test_patients_match_by_one_id_rule_and_every_one_is_accounted_for(rfs_model,
     short = tmp_path / "short.csv"
     clin.iloc[1:].to_csv(short, index=False)
     out = tmp_path / "p.csv"
-    assert main(["predict", "--model", str(rfs_model), "--features", str(lower), "--clinical", str(short),
+    assert main(["predict", "--model-dir", str(rfs_model), "--features", str(lower), "--clinical", str(short),
                  "-o", str(out)]) == 0
     first = clin.loc[0, "PatientID"]
     printed = capsys.readouterr().out
@@ -169,20 +169,20 @@ def test_patients_match_by_one_id_rule_and_every_one_is_accounted_for(rfs_model,
     assert set(pd.read_csv(out)["PatientID"]) == set(clin["PatientID"][1:])   # lower-case ids matched
     twice = tmp_path / "twice.csv"
     pd.concat([clin, clin.iloc[[3]].assign(Age=clin.loc[3, "Age"] + 1)]).to_csv(twice, index=False)
-    assert main(["predict", "--model", str(rfs_model), "--features", str(lower), "--clinical", str(twice),
+    assert main(["predict", "--model-dir", str(rfs_model), "--features", str(lower), "--clinical", str(twice),
                  "-o", str(tmp_path / "q.csv")]) == 2
     assert clin.loc[3, "PatientID"] in capsys.readouterr().err and not (tmp_path / "q.csv").exists()
 
 
 def test_excluded_clinical_column_is_left_out_at_training_and_prediction(tables, tmp_path):
     out = tmp_path / "m"
-    assert main(["--quiet", "train", "rfs", "--features", str(tables / "features.parquet"), "--clinical",
+    assert main(["train", "--quiet", "rfs", "--features", str(tables / "features.parquet"), "--clinical",
                  str(tables / "clinical.csv"), "-o", str(out), "--no-cv", "--model", "coxnet",
                  "--exclude-clinical", "HPV Status"]) == 0
     info = json.loads((out / "prognosis.json").read_text())
     assert info["exclude_clinical"] == ["CLIN_HPV"] and "CLIN_HPV" not in info["feature_names_in"]
     no_hpv = tmp_path / "no_hpv.csv"
     pd.read_csv(tables / "clinical.csv").drop(columns=["HPV Status"]).to_csv(no_hpv, index=False)
-    assert main(["--quiet", "predict", "--model", str(out), "--features", str(tables / "features.parquet"),
+    assert main(["predict", "--quiet", "--model-dir", str(out), "--features", str(tables / "features.parquet"),
                  "--clinical", str(no_hpv), "-o", str(tmp_path / "p.csv")]) == 0
     assert len(pd.read_csv(tmp_path / "p.csv")) == 300

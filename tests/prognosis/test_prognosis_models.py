@@ -27,7 +27,7 @@ def _data(cohort, task):
     return d.X, d.y, d.centres, orc.set_index("PatientID").loc[d.X.index]
 
 
-def _cv(X, y, centres, task, cv="stratified"):
+def _cv(X, y, centres, task, cv="centre-stratified"):
     return cross_validate(X, y, centres, task=task, cv=cv, repeats=1, n_bootstrap=100, quiet=True,
                           make_model=lambda rs: PrognosisModel(task=task, model="xgb", grid=GRID[task],
                                                                random_state=rs))
@@ -79,13 +79,13 @@ def test_every_family_learns(sim_cohort, task, name):
 def test_loco_and_stratified_splits():
     centres = np.repeat(["A", "B", "C"], [10, 12, 14])
     strata = np.tile([0, 1], 18)
-    for tr, te in splits(centres, strata, "loco", 5, 0):
+    for tr, te in splits(centres, strata, "leave-one-centre-out", 5, 0):
         assert len(set(centres[te])) == 1 and set(centres[te]).isdisjoint(centres[tr])
-    folds = splits(centres, strata, "stratified", 3, 0)
+    folds = splits(centres, strata, "centre-stratified", 3, 0)
     assert sorted(np.concatenate([te for _, te in folds]).tolist()) == list(range(36))
     assert all(set(centres[te]) == {"A", "B", "C"} for _, te in folds)
     with pytest.raises(ValueError, match="two centres"):
-        splits(np.repeat(["A"], 5), strata[:5], "loco", 5, 0)
+        splits(np.repeat(["A"], 5), strata[:5], "leave-one-centre-out", 5, 0)
 
 
 def test_estimator_contract():

@@ -28,7 +28,7 @@ KEY = {"rfs": "c_index", "hpv": "balanced_accuracy"}
 
 def _oracle(task, y, centres, oracle) -> float:
     scores = []
-    for tr, te in splits(centres, stratify_labels(task, y), "stratified", 5, 0):
+    for tr, te in splits(centres, stratify_labels(task, y), "centre-stratified", 5, 0):
         if task == "rfs":
             scores.append(concordance_index(y["time"][te], y["event"][te], oracle["true_risk"].to_numpy()[te]))
         else:
