@@ -221,14 +221,14 @@ def command_uses(text: str) -> list[tuple[str, str | None, list[str], str]]:
 def test_command_parser_finds_scripts_subcommands_and_options():
     text = ("```bash\nexport X=1\neval \"$(hecktor-nnunet env)\"   # comment --not-an-option\n"
             "hecktor-evaluate seg --truth a \\\n    --pred b -o c [--resample-nearest]\n"
-            "for f in 0 1; do hecktor-predict -i x -o y -f $f --device cpu; done\n```\n"
+            "for f in 0 1; do hecktor-predict -i x -o y -f $f -device cpu; done\n```\n"
             "```python\nhecktor-convert --nonsense\n```\n")
     assert command_uses(text) == [
         ("hecktor-nnunet", "env", [], 'eval "$(hecktor-nnunet env)"   # comment --not-an-option'),
         ("hecktor-evaluate", "seg", ["--truth", "--pred", "-o", "--resample-nearest"],
          "hecktor-evaluate seg --truth a      --pred b -o c [--resample-nearest]"),
-        ("hecktor-predict", None, ["-i", "-o", "-f", "--device"],
-         "for f in 0 1; do hecktor-predict -i x -o y -f $f --device cpu; done")]
+        ("hecktor-predict", None, ["-i", "-o", "-f", "-device"],
+         "for f in 0 1; do hecktor-predict -i x -o y -f $f -device cpu; done")]
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_rel)

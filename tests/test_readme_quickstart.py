@@ -37,7 +37,7 @@ SUBSTITUTIONS = [
     ("-f 0 1 2 3 4", "-f 0 1"),
     ("-np 16", "-np 2"),
     ("--npz;", "--npz -device cpu;"),
-    ("hecktor-predict -i", "hecktor-predict --device cpu -i"),
+    ("hecktor-predict -i", "hecktor-predict -device cpu -i"),
 ]
 STAGES = ["hecktor-nnunet env", "hecktor-split", "hecktor-convert", "nnUNetv2_plan_and_preprocess", "nnUNetv2_train",
           "hecktor-nnunet postprocess-select", "hecktor-predict", "hecktor-evaluate seg", "hecktor-nnunet cv-masks",

@@ -74,8 +74,8 @@ def _train(r: StepContext) -> None:
 
 def _predict(r: StepContext) -> None:
     r.command("hecktor-predict", "-i", r.paths.release, "-o", r.paths.predictions, "-d", DATASET_ID,
-              "-tr", r.settings.trainer, "-c", CONFIGURATION, "-f", FOLD, "--device", "cpu",
-              "-np", r.settings.workers, "--disable-tta", log_name="predict")
+              "-tr", r.settings.trainer, "-c", CONFIGURATION, "-f", FOLD, "-device", "cpu",
+              "-np", r.settings.workers, "--disable_tta", log_name="predict")
 
 
 def heldout_split(paths: DemoPaths) -> tuple[list[str], list[str]]:

@@ -50,7 +50,7 @@ def test_predict_flat_folder_onto_original_ct_grids(env, tmp_path, capsys):
     ids = _ids(env.release)[:2]
     inputs = _flat_inputs(env.release, tmp_path / "in", ids)
     rc = predict_cli.main(["-i", str(inputs), "-o", str(tmp_path / "out"), "-d", str(DATASET_ID), "-tr", TINY_TRAINER,
-                           "-f", "0", "--device", "cpu", "--quiet"])
+                           "-f", "0", "-device", "cpu", "--quiet"])
     assert rc == 0, capsys.readouterr().err
     for pid in ids:
         out = sitk.ReadImage(str(tmp_path / "out" / f"{pid}.nii.gz"))

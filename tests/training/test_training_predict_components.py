@@ -34,7 +34,7 @@ def test_predict_summary_counts_components_of_each_restored_mask(nnunet_dataset,
         for key in ("CT", "PT"):
             shutil.copy(nnunet_dataset.release / "Task 1" / pid / f"{pid}__{key}.nii.gz", inputs)
     rc = predict_cli.main(["-i", str(inputs), "-o", str(out), "-d", str(DATASET_ID), "-tr", TINY_TRAINER, "-f", "0",
-                           "--device", "cpu", "--no-postprocessing", "--disable-tta"])
+                           "-device", "cpu", "--no-postprocessing", "--disable_tta"])
     printed = capsys.readouterr()
     assert rc == 0, printed.err
     summary = json.loads((out / SUMMARY_FILE).read_text())
