@@ -1,8 +1,10 @@
-"""The report builder on small hand-made runs: every section read back exactly, overlays, errors, browser check."""
+"""The report builder on small hand-made runs: every section read back exactly, a report fit for a paper
+(readable labels, relative paths, CSV tables equal to the JSON, cohort table), overlays, errors, browser check."""
 
 from __future__ import annotations
 
 import base64
+import html
 import json
 import re
 import shutil
@@ -14,12 +16,18 @@ import pandas as pd
 import pytest
 import SimpleITK as sitk
 
+import hecktor_nnunet
+from hecktor_nnunet.demo.marks import PASS_MARKS, pass_marks
 from hecktor_nnunet.cli.report import main as report_main
-from hecktor_nnunet.reporting.collect import collect_report
-from hecktor_nnunet.reporting.figures import overlay_png
+from hecktor_nnunet.evaluation.labels import format_p, label
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS, SEG_METRICS
+from hecktor_nnunet.reporting.cohort import cohort_section, format_cell, median_follow_up
+from hecktor_nnunet.reporting.collect import PER_PATIENT_COLUMNS, collect_report, tidy_numbers
+from hecktor_nnunet.reporting.figures import _pick_patients, overlay_png
 from hecktor_nnunet.reporting.inputs import ReportError, ReportInputs
+from hecktor_nnunet.reporting.provenance import relative_paths
 from hecktor_nnunet.reporting.render import build_report, render_html
-from hecktor_nnunet.reporting.figures import _pick_patients
+from hecktor_nnunet.reporting.tables import FEW_EXPLAINED, FEW_NOTE
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -90,6 +98,15 @@ def run(tmp_path_factory) -> dict:
         "task": "rfs", "cv": "centre-stratified", "n_splits": 3, "repeats": 1, "n_patients": 6, "n_events": 2,
         "c_index": 0.61, "c_index_ci95": [0.4, 0.8], "c_index_fold_sd": 0.1, "model": "xgb"}))
     _tiny_png(cv / "km_risk_groups.png")
+    (base / "prognosis" / "rfs" / "compare").mkdir()
+    row = {"model": "auto", "label": "auto (default)", "n_patients": 6, "score": 0.7, "ci": [0.6, 0.8],
+           "diff_vs_default": None, "diff_ci": None, "p_value": None, "error": None, "chosen": {"xgb (k=2)": 3}}
+    worse = {**row, "model": "cox", "label": "Cox (penalised)", "score": 0.55, "ci": [0.45, 0.65],
+             "diff_vs_default": -0.15, "diff_ci": [-0.2, -0.1], "p_value": 0.0004}
+    worse.pop("chosen")
+    (base / "prognosis" / "rfs" / "compare" / "comparison.json").write_text(json.dumps({
+        "task": "rfs", "metric": "c_index", "cv": "centre-stratified", "n_splits": 3, "repeats": 1, "seed": 0,
+        "n_boot": 100, "n_patients": 6, "default": "auto", "rows": [row, worse]}))
     return {"base": base, "release": release, "dataset": result.dataset_dir, "pred": pred, "seg": seg, "rfs": rfs,
             "hpv": hpv, "labels": labels}
 
@@ -99,7 +116,7 @@ def _inputs(run: dict, **kw) -> ReportInputs:
     args = dict(dataset=run["dataset"], seg_eval=b / "eval_seg", rfs_eval=b / "eval_rfs", hpv_eval=b / "eval_hpv",
                 prognosis_dir=b / "prognosis", release=run["release"], pred=run["pred"],
                 commands=[{"step": "convert", "command": "hecktor-convert release -d 520", "seconds": 1.5}],
-                notes=["hand-made test run"])
+                notes=["hand-made test run"], n_boot=40)
     args.update(kw)
     return ReportInputs(**args)
 
@@ -132,6 +149,9 @@ def test_report_reads_every_section_back_exactly(run, tmp_path):
     assert saved["versions"]["recorded"]["prognosis_rfs"] == {"xgboost": "9.9"}
     assert saved["versions"]["environment"]["nnunetv2"] == "2.8.1"
     assert saved["missing"] == ["radiomics"]
+    models = [r["model"] for r in saved["prognosis"]["rfs"]["comparison"]["rows"]]
+    assert models == ["auto (default)", "Cox (penalised)"]
+    assert saved["cohort"]["columns"] == {"all patients": 6}
     expected = {"seg_dice_per_centre", "rfs_km", "hpv_roc", "rfs_cv_plot", "rfs_importance",
                 *(f"overlay_{o['patient_id']}" for o in saved["overlays"])}
     assert set(saved["figures"]) == expected
@@ -142,6 +162,189 @@ def test_report_reads_every_section_back_exactly(run, tmp_path):
     assert all(base64.b64decode(u).startswith(PNG_MAGIC) for u in uris)
     assert "hand-made test run" in page and "hecktor-convert release -d 520" in page
     assert not re.search(r'(src|href)="(?!data:)', page)  # nothing loaded from outside the file
+
+
+def visible_text(page: str) -> str:
+    """What a reader sees of a page: no script, style, tags or image data; entities decoded."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+def _csv(folder: Path, name: str) -> pd.DataFrame:
+    return pd.read_csv(folder / f"{name}.csv")
+
+
+def test_a_demo_like_report_is_fit_for_a_paper(run):
+    """Readable labels, no absolute path, tables as CSV equal to the JSON, cohort groups, small-centre warnings."""
+    base = run["base"]
+    ids = sorted(pd.read_csv(run["dataset"] / "clinical.csv")["PatientID"])
+    groups = {"prognosis training": ids[:4], "held out": ids[4:]}
+    comparison = {"held_out_patients": 2, "rows": [
+        {"source": source, "rfs_c_index": c, "rfs_c_index_ci": [c - 0.1, c + 0.1], "hpv_balanced_accuracy": 0.6,
+         "hpv_balanced_accuracy_ci": [0.5, 0.7], "hpv_auc": 0.65}
+        for source, c in (("predicted", 0.7), ("true", 0.72))]}
+    seg_summary = json.loads((base / "eval_seg" / "summary.json").read_text())
+    out = base / "report.html"
+    data = build_report(_inputs(run, workdir=base, cohort_groups=groups, prognosis_comparison=comparison,
+                                pass_marks=pass_marks(seg_summary, comparison)), out)
+    saved = _strict_json(out.with_suffix(".json"))
+    assert saved == data
+    text = visible_text(out.read_text())
+
+    # no raw key as a label: the metric keys and the per-patient columns of the evaluation tables
+    per_patient_columns = set()
+    for task in ("seg", *OUTCOME_TASKS):
+        per_patient_columns |= set(pd.read_csv(base / f"eval_{task}" / "per_patient.csv", nrows=0).columns)
+    keys = {*SEG_METRICS, *(t.metric for t in OUTCOME_TASKS.values()), *per_patient_columns, *PER_PATIENT_COLUMNS,
+            *PASS_MARKS}
+    raw = [k for k in sorted(keys) if ("_" in k or k == "PatientID") and re.search(rf"(?<![\w-]){k}(?![\w-])", text)]
+    assert raw == []
+    for readable in ("GTVp Dice (mean)", "GTVp HD95 (median, mm)", "GTVn aggregated Dice", "GTVp true volume (mL)",
+                     "Uno's C", "log-rank p (median split)", "RFS Harrell's C-index (gap to true masks)"):
+        assert readable in text, readable
+
+    # no absolute path, in the page or anywhere in report.json; paths relative to the work folder
+    for form in {str(base), str(base.resolve())}:
+        assert form not in text
+        assert not [s for s in _strings(saved) if form in s]
+    assert saved["paths"] == {"relative_to": "the work folder", "folder_name": base.name}
+    assert saved["segmentation"]["folder"] == "eval_seg"
+    assert saved["overlays"][0]["ct"].startswith("release/")
+
+    # numbers tidied: float32 spacing noise (4.199999809265137 mm) is gone from the JSON
+    assert saved["segmentation"]["metrics"]["gtvp_hd95_median"]["value"] == 4.2
+    assert "4.1999998" not in out.with_suffix(".json").read_text()
+
+    # every table is a CSV beside the page, named in it, with the values of report.json
+    folder = base / "report_tables"
+    assert saved["tables"]["folder"] == "report_tables"
+    assert sorted(p.name for p in folder.glob("*.csv")) == sorted(saved["tables"]["files"])
+    assert "report_tables/" in text and "report_tables/cohort.csv" in text
+    metrics = _csv(folder, "segmentation_metrics").set_index("measure")
+    assert len(metrics) == len(SEG_METRICS)
+    for key in SEG_METRICS:
+        m = saved["segmentation"]["metrics"][key]
+        row = metrics.loc[label(key)]
+        assert [row["value"], row["95% CI low"], row["95% CI high"]] == [m["value"], *m["ci95"]]
+    patients = _csv(folder, "segmentation_per_patient")
+    assert patients["GTVp Dice"].tolist() == [r["gtvp_dice"] for r in saved["segmentation"]["per_patient"]]
+    volumes = _csv(folder, "label_volumes")
+    assert len(volumes) == 12 and volumes["volume before conversion (mL)"].tolist() == [
+        v["original_ml"] for v in saved["conversion"]["label_volumes"]]
+    by_region = _csv(folder, "label_volumes_by_region").set_index("region")
+    gtvp = [v["original_ml"] for v in saved["conversion"]["label_volumes"] if v["region"] == "GTVp"]
+    assert by_region.loc["GTVp", "patients"] == 6
+    assert by_region.loc["GTVp", "volume before conversion (median, mL)"] == pytest.approx(float(np.median(gtvp)))
+    assert "label_volumes.csv (12 rows)" in text and "CSV: report_tables/label_volumes.csv" not in text
+    rfs = _csv(folder, "rfs_metrics").set_index("measure")
+    assert rfs.loc["Uno's C", "value"] == saved["rfs"]["uno_c"]
+    assert [rfs.loc["Uno's C", "95% CI low"], rfs.loc["Uno's C", "95% CI high"]] == saved["rfs"]["uno_c_ci"]
+    assert rfs.loc["time-dependent AUC at 730 days", "95% CI low"] == saved["rfs"]["td_auc_ci"]["730"][0]
+
+    # numbers at risk under the Kaplan-Meier plot, as a table too: risk = -RFS, so the 3 shortest RFS are high risk
+    at_risk = saved["rfs"]["numbers_at_risk"]
+    rfs_days = sorted(pd.read_csv(run["dataset"] / "clinical.csv")["RFS"])
+    for i, tick in enumerate(at_risk["time_days"]):
+        assert at_risk["high risk"][i] == sum(t >= tick for t in rfs_days[:3])
+        assert at_risk["low risk"][i] == sum(t >= tick for t in rfs_days[3:])
+    assert _csv(folder, "rfs_numbers_at_risk").set_index("risk group").loc["high risk"].tolist() == at_risk["high risk"]
+
+    # the comparison's p-value below 0.001 is shown as such (the CSV keeps the value)
+    comparison = _csv(folder, "rfs_model_comparison").set_index("model")
+    assert comparison.loc["Cox (penalised)", "p"] == 0.0004
+    assert re.search(r"Cox \(penalised\)</td>(<td[^>]*>[^<]*</td>)*<td[^>]*>&lt; 0\.001</td>", out.read_text())
+
+    sources = _csv(folder, "prognosis_comparison")
+    assert sources["RFS 95% CI low"].tolist() == [r["rfs_c_index_ci"][0] for r in saved["prognosis_comparison"]["rows"]]
+    assert sources["HPV 95% CI high"].tolist() == [0.7, 0.7]
+    marks = _csv(folder, "pass_marks").set_index("measure")
+    assert marks.loc["RFS Harrell's C-index (gap to true masks)", "value"] == pytest.approx(0.02)
+
+    # every centre has 1 patient: each per-centre row is marked, the box plot has no box
+    for name in ("segmentation_per_centre", "rfs_per_centre", "hpv_per_centre"):
+        assert set(_csv(folder, name)["note"]) == {FEW_NOTE}
+    assert text.count(FEW_EXPLAINED) == 3
+
+    # the cohort table: one column per group after all patients
+    cohort = _csv(folder, "cohort")
+    assert list(cohort.columns) == ["characteristic", "category", "all patients (n = 6)",
+                                    "prognosis training (n = 4)", "held out (n = 2)"]
+    assert saved["cohort"]["columns"] == {"all patients": 6, "prognosis training": 4, "held out": 2}
+
+    # provenance: this checkout's commit, or "installed package"
+    source = saved["versions"]["hecktor_nnunet"]
+    root = Path(hecktor_nnunet.__file__).resolve().parent.parent
+    if (root / ".git").exists() and shutil.which("git"):
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout
+        assert source["commit"] == head.strip() and source["commit"] in text
+    else:
+        assert source["source"] == "installed package" and "installed package" in text
+
+
+def test_cohort_table_counts_a_hand_made_clinical_table(tmp_path):
+    table = tmp_path / "clinical.csv"
+    pd.DataFrame({
+        "PatientID": ["A-001", "A-002", "A-003", "B-001", "B-002"],
+        "Age": [50, 60, 70, 80, None],
+        "Gender": ["M", "F", "M", "M", ""],
+        "HPV Status": ["positive", "negative", "", "positive", "unknown"],
+        "T-stage": ["T2", "T4", "T1", "T2", ""],
+        "N-stage": ["N0", "N1", "N2", "N0", "N0"],
+        "M-stage": ["M0", "M0", "M0", "M1", "M0"],
+        "Relapse": [1, 0, 1, 0, 0],
+        "RFS": [100, 200, 300, 400, 500],
+    }).to_csv(table, index=False)
+    c = cohort_section(table, {"B": ["B-001", "B-002", "C-009"]})
+    assert c["columns"] == {"all patients": 5, "B": 2}
+    assert c["not_in_table"] == {"B": ["C-009"]}
+    cells = {(r["characteristic"], r["category"]): r["values"] for r in c["rows"]}
+    n = {k: {g: v.get("n") for g, v in cells[k].items()} for k in cells}
+    assert n[("Patients", "")] == {"all patients": 5, "B": 2}
+    assert n[("Sex", "male")] == {"all patients": 3, "B": 1} and n[("Sex", "female")] == {"all patients": 1, "B": 0}
+    assert n[("Sex", "unknown")] == {"all patients": 1, "B": 1}
+    assert n[("HPV status", "positive")] == {"all patients": 2, "B": 1}
+    assert n[("HPV status", "negative")] == {"all patients": 1, "B": 0}
+    assert n[("HPV status", "unknown")] == {"all patients": 2, "B": 1}
+    assert [k[1] for k in cells if k[0] == "T stage"] == ["T1", "T2", "T4", "unknown"]
+    assert n[("T stage", "T2")] == {"all patients": 2, "B": 1}
+    assert n[("N stage", "N0")] == {"all patients": 3, "B": 2} and ("N stage", "unknown") not in cells
+    assert n[("M stage", "M1")] == {"all patients": 1, "B": 1}
+    assert n[("Outcome", "relapse")] == {"all patients": 2, "B": 0}
+    age = cells[("Age (years)", "median [IQR]")]
+    assert (age["all patients"]["median"], age["all patients"]["q1"], age["all patients"]["q3"]) == (65.0, 57.5, 72.5)
+    assert format_cell(age["all patients"]) == "65 [57.5–72.5]" and format_cell(age["B"]) == "80 [80–80]"
+    assert format_cell(cells[("Sex", "male")]["all patients"]) == "3 (60%)"
+    # reverse Kaplan-Meier: censorings at 200, 400, 500 are its events, relapses at 100, 300 censor it:
+    # S(200) = 3/4, S(400) = 3/4 * 1/2 = 3/8 <= 0.5, so the median follow-up is 400 days (the plain median is 300)
+    follow_up = cells[("Follow-up (days)", "median (reverse Kaplan-Meier)")]
+    assert follow_up["all patients"]["median"] == 400.0
+    assert median_follow_up([1, 2, 3, 4, 5], [1, 0, 1, 0, 0]) == 4.0
+    assert median_follow_up([10, 20], [1, 1]) is None  # nobody censored: never reached
+    assert format_cell({"median": None}) == "not reached"
+
+
+def test_p_values_numbers_and_paths_as_a_paper_shows_them():
+    assert [format_p(p) for p in (0.0004, 1e-12, 0.001, 0.0312, None, float("nan"))] == [
+        "< 0.001", "< 0.001", "0.001", "0.031", "–", "–"]
+    assert tidy_numbers({"hd95": [4.199999809265137, 1.2345678901e-12], "n": 3}) == {
+        "hd95": [4.2, 1.234568e-12], "n": 3}
+    base = Path("/data/runs/work")
+    data = {"folder": "/data/runs/work/eval/seg", "root": "/data/runs/work",
+            "cmd": "hecktor-report --workdir /data/runs/work", "other": "/data/runs/work2/x", "outside": "/srv/release", "n": 1}
+    assert relative_paths(data, base) == {"folder": "eval/seg", "root": ".", "cmd": "hecktor-report --workdir .",
+                                          "other": "/data/runs/work2/x", "outside": "/srv/release", "n": 1}
 
 
 def test_overlay_picks_the_slices_with_most_labelled_voxels():
@@ -178,9 +381,9 @@ def test_pick_patients_best_median_worst_first():
 
 
 def test_missing_inputs_are_listed_and_bad_inputs_named(run, tmp_path):
-    data, figures = collect_report(ReportInputs(rfs_eval=run["base"] / "eval_rfs"))
+    data, figures = collect_report(ReportInputs(rfs_eval=run["base"] / "eval_rfs", n_boot=40))
     assert data["rfs"]["c_index"] == pytest.approx(1.0) and set(figures) == {"rfs_km"}
-    assert data["missing"] == ["conversion", "segmentation", "overlays", "radiomics", "hpv", "prognosis"]
+    assert data["missing"] == ["cohort", "conversion", "segmentation", "overlays", "radiomics", "hpv", "prognosis"]
     assert "Not part of this report" in render_html(data, figures)
     with pytest.raises(ReportError, match="nothing to report"):
         collect_report(ReportInputs())

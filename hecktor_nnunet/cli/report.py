@@ -26,9 +26,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--features", help="features table from hecktor-radiomics")
     ap.add_argument("--release", help="release folder (CT, PET, truth) for the PET/CT overlays")
     ap.add_argument("--pred", help="predicted label maps on the CT grids (overlay contours)")
+    ap.add_argument("--clinical", help="clinical table of the cohort table (default: clinical.csv of --dataset-dir)")
     ap.add_argument("--commands", help="text file of the commands that produced the run (one per line)")
     ap.add_argument("--title", default="HECKTOR run report", help="the report's title")
     ap.add_argument("--overlays", type=int, default=3, help="patients shown as PET/CT overlays")
+    ap.add_argument("--n-boot", type=int, default=1000,
+                    help="bootstrap resamples of the intervals the report computes (Uno's C, AUC(t))")
+    ap.add_argument("--seed", type=int, default=0, help="seed of those resamples")
     ap.add_argument("-o", "--out", help="report.html path (default <workdir>/report.html or ./report.html); "
                                         "report.json is written beside it")
     add_quiet(ap)
@@ -40,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     a = build_parser().parse_args(argv)
     setup_logging(a.quiet)
     from hecktor_nnunet.reporting.inputs import ReportError, ReportInputs
-    from hecktor_nnunet.reporting.render import build_report
+    from hecktor_nnunet.reporting.render import build_report, tables_folder
 
     explicit = {"dataset": a.dataset_dir, **{k: getattr(a, k) for k in ("seg_eval", "rfs_eval", "hpv_eval",
                                                                         "prognosis_dir", "features", "release",
@@ -54,7 +58,8 @@ def main(argv: list[str] | None = None) -> int:
             inputs = demo_report_inputs(a.workdir)
             out = Path(a.out) if a.out else Path(a.workdir) / "report.html"
         else:
-            inputs = ReportInputs(**{k: Path(v) if v else None for k, v in explicit.items()}, title=a.title)
+            inputs = ReportInputs(**{k: Path(v) if v else None for k, v in explicit.items()}, title=a.title,
+                                  clinical=Path(a.clinical) if a.clinical else None, n_boot=a.n_boot, seed=a.seed)
             if a.commands:
                 lines = Path(a.commands).read_text().splitlines()
                 inputs.commands = [{"step": "", "command": c, "seconds": None} for c in lines
@@ -65,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ReportError, FileNotFoundError, ValueError) as e:
         return fail(str(e))
     if not a.quiet:
-        print(f"wrote {out} and {out.with_suffix('.json')}")
+        print(f"wrote {out}, {out.with_suffix('.json')} and the tables as CSV in {tables_folder(out)}")
     return 0
 
 

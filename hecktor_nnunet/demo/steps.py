@@ -18,6 +18,7 @@ import pandas as pd
 from hecktor_nnunet.demo.settings import (CONFIGURATION, DATASET_ID, DATASET_NAME, FOLD, MASK_SOURCES, DemoPaths,
                                           DemoSettings)
 from hecktor_nnunet.io.atomic_io import write_json, write_table
+from hecktor_nnunet.reporting.render import tables_folder
 
 
 class StepContext(Protocol):
@@ -265,7 +266,7 @@ STEPS: tuple[Step, ...] = (
     Step("evaluate_prognosis", "RFS C-index and HPV balanced accuracy on the held-out patients (hecktor-evaluate)",
          _evaluate_prognosis, lambda p: [p.eval_of(t, s) for s in MASK_SOURCES for t in ("rfs", "hpv")]
          + [p.comparison]),
-    Step("report", "report.html and report.json (hecktor-report)", _report,
-         lambda p: [p.report, p.report.with_suffix(".json")]),
+    Step("report", "report.html, report.json and the tables as CSV (hecktor-report)", _report,
+         lambda p: [p.report, p.report.with_suffix(".json"), tables_folder(p.report)]),
 )
 STEP_NAMES = tuple(s.name for s in STEPS)

@@ -1,49 +1,68 @@
 """The report's data: what the tools wrote, read into plain JSON-ready sections (``report.json``).
 
-The report recomputes nothing but the PET/CT overlay images (:mod:`.figures`); :mod:`.render`
-turns these sections into the self-contained ``report.html``. Sections:
+:mod:`.render` turns these sections into the self-contained ``report.html`` and the CSV tables
+(:mod:`.tables`). Sections:
 
 - conversion: ``conversion_manifest.json`` of the nnU-Net raw dataset (cases, problems, label
-  volume kept by the crop/resampling, settings, splits);
-- segmentation: a ``hecktor-evaluate seg`` folder (``summary.json``, ``per_patient.csv``,
-  ``dice_per_centre.png``) and, with the release and the prediction folder, axial and coronal
-  PET/CT overlays of a few patients with truth and prediction contours;
+  volume kept by the crop/resampling per patient and per region, settings, splits);
+- cohort: the clinical table (``clinical.csv`` of the dataset), all patients and the given groups
+  (:mod:`.cohort`);
+- segmentation: a ``hecktor-evaluate seg`` folder (``summary.json``, ``per_patient.csv``; the
+  per-centre Dice figure redrawn from the table) and, with the release and the prediction folder,
+  axial and coronal PET/CT overlays of a few patients with truth and prediction contours;
 - radiomics: the features table's metadata (``<table>.meta.json`` or the Parquet metadata);
-- RFS and HPV: ``hecktor-evaluate rfs|hpv`` folders and ``hecktor-prognosis`` folders
-  (cross-validation report and plot, model settings, feature importance);
-- provenance: the exact commands (when given) and the library versions recorded by each tool
-  and of the environment that built the report.
+- RFS and HPV: ``hecktor-evaluate rfs|hpv`` folders (for RFS the report adds intervals of Uno's C
+  and AUC(t) and redraws the Kaplan-Meier figure with the numbers at risk, :mod:`.rfs`) and
+  ``hecktor-prognosis`` folders (model comparison, cross-validation report and plot, model settings,
+  feature importance);
+- provenance: the exact commands (when given), this project's version and commit, and the library
+  versions recorded by each tool and of the environment that built the report (:mod:`.provenance`).
 
-Every section is optional; a missing input leaves the section out and says so in ``missing``.
+Every section is optional; a missing input leaves the section out and says so in ``missing``. Paths
+under the run's work folder are written relative to it, and numbers are kept to 7 significant digits
+(float32 noise such as 4.199999809 is 4.2).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import platform
-import sys
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from hecktor_nnunet.evaluation.plots import centre_boxplot_figure, figure_png
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS, SEG_METRICS
 from hecktor_nnunet.io.atomic_io import json_safe
+from hecktor_nnunet.reporting.cohort import cohort_section
 from hecktor_nnunet.reporting.figures import learning_curve, overlay_section
 from hecktor_nnunet.reporting.inputs import ReportError, ReportInputs
+from hecktor_nnunet.reporting.provenance import environment_versions, package_source, recorded_versions, relative_paths
+from hecktor_nnunet.reporting.rfs import rfs_additions
 
 log = logging.getLogger(__name__)
 
-PACKAGES = ("hecktor-nnunet", "nnunetv2", "torch", "SimpleITK", "pyradiomics-bhklab", "xgboost",
-            "scikit-survival", "scikit-learn", "numpy", "pandas", "matplotlib")
 PER_PATIENT_COLUMNS = ("patient_id", "centre", "gtvp_dice", "gtvn_dice", "gtvp_hd95", "gtvn_hd95",
                        "gtvp_true_ml", "gtvp_pred_ml", "gtvn_true_ml", "gtvn_pred_ml", "gtvn_tp", "gtvn_fp",
                        "gtvn_fn")
+#: Per-patient columns drawn per centre in the segmentation figure.
+DICE_COLUMNS = ("gtvp_dice", "gtvn_dice")
+#: Significant digits kept of every number of report.json.
+SIGNIFICANT_DIGITS = 7
 
+
+def tidy_numbers(obj: Any, significant: int = SIGNIFICANT_DIGITS) -> Any:
+    """A copy of JSON-ready data with every float kept to ``significant`` digits (4.199999809265137 -> 4.2)."""
+    if isinstance(obj, float):
+        return float(f"{obj:.{significant}g}")
+    if isinstance(obj, dict):
+        return {k: tidy_numbers(v, significant) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [tidy_numbers(v, significant) for v in obj]
+    return obj
 
 
 # --------------------------------------------------------------------------------------------
@@ -61,11 +80,26 @@ def _png(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
+def volume_summary(volumes: list[dict]) -> list[dict]:
+    """Per region: patients, median volume before and after conversion (mL), smallest and median fraction kept."""
+    if not volumes:
+        return []
+    out = []
+    for region, rows in pd.DataFrame(volumes).groupby("region", sort=True):
+        entry: dict[str, Any] = {"region": region, "n_patients": int(len(rows))}
+        for col, how in (("original_ml", "median"), ("converted_ml", "median"), ("kept_fraction", "min"),
+                         ("kept_fraction", "median")):
+            values = pd.to_numeric(rows[col], errors="coerce").dropna() if col in rows else pd.Series(dtype=float)
+            entry[f"{col}_{how}"] = float(getattr(values, how)()) if len(values) else None
+        out.append(entry)
+    return out
+
+
 def conversion_section(dataset_dir: Path) -> dict:
     """Cases, problems and label volumes kept, from a dataset's ``conversion_manifest.json``."""
     path = Path(dataset_dir) / "conversion_manifest.json"
     if not path.is_file():
-        raise ReportError(f"{path} not found: --dataset must be a folder written by hecktor-convert")
+        raise ReportError(f"{path} not found: --dataset-dir must be a folder written by hecktor-convert")
     m = _read_json(path)
     cases = m.get("cases", {})
     problems = list(m.get("release_problems", []))
@@ -90,6 +124,7 @@ def conversion_section(dataset_dir: Path) -> dict:
         if cases else {},
         "problems": sorted(problems, key=lambda p: (p.get("patient_id", ""), p.get("code", ""))),
         "label_volumes": volumes,
+        "label_volume_summary": volume_summary(volumes),
         "kept_fraction_min": min(kept) if kept else None,
         "kept_fraction_median": float(np.median(kept)) if kept else None,
         "settings": m.get("settings"),
@@ -120,15 +155,20 @@ def segmentation_section(seg_eval: Path) -> tuple[dict, dict[str, bytes]]:
         "conventions": s.get("conventions"),
         "warnings": s.get("warnings", []),
     }
-    figures = {}
-    png = _png(seg_eval / "dice_per_centre.png")
-    if png:
-        figures["seg_dice_per_centre"] = png
-    return section, figures
+    if {"centre", *DICE_COLUMNS} <= set(per_patient.columns):
+        png = figure_png(centre_boxplot_figure(per_patient, list(DICE_COLUMNS), title="Dice per centre"))
+    else:
+        png = _png(seg_eval / "dice_per_centre.png")
+    return section, ({"seg_dice_per_centre": png} if png else {})
 
 
-def outcome_section(eval_dir: Path, task: str) -> tuple[dict, dict[str, bytes]]:
-    """RFS (C-index, KM plot) or HPV (balanced accuracy, ROC) from a ``hecktor-evaluate`` folder."""
+def outcome_section(eval_dir: Path, task: str, n_boot: int = 1000, seed: int = 0) -> tuple[dict, dict[str, bytes]]:
+    """RFS (C-index, KM plot) or HPV (balanced accuracy, ROC) from a ``hecktor-evaluate`` folder.
+
+    For RFS with a ``per_patient.csv``, :func:`~hecktor_nnunet.reporting.rfs.rfs_additions` adds
+    intervals of Uno's C and AUC(t) (``n_boot`` resamples, ``seed``) and redraws the Kaplan-Meier
+    figure with the numbers at risk.
+    """
     eval_dir = Path(eval_dir)
     path = eval_dir / "summary.json"
     if not path.is_file():
@@ -143,6 +183,9 @@ def outcome_section(eval_dir: Path, task: str) -> tuple[dict, dict[str, bytes]]:
         fig_name = "hpv_roc"
     section = {"folder": str(eval_dir), **{k: s.get(k) for k in keys}, "per_centre": s.get("per_centre", {})}
     png = _png(eval_dir / OUTCOME_TASKS[task].figure)
+    if task == "rfs" and (eval_dir / "per_patient.csv").is_file():
+        more, png = rfs_additions(eval_dir / "per_patient.csv", s, n_boot, seed)
+        section.update(more)
     return section, ({fig_name: png} if png else {})
 
 
@@ -225,37 +268,23 @@ def radiomics_section(features: Path) -> dict:
             "n_problems": len(meta.get("problems", [])), "flag_counts": flags}
 
 
-# --------------------------------------------------------------------------------------------
-# provenance
-# --------------------------------------------------------------------------------------------
-
-def environment_versions() -> dict[str, str]:
-    """Python, platform and the versions of the packages the pipeline uses (installed now)."""
-    out = {"python": sys.version.split()[0], "platform": platform.platform()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+def _clinical_table(inputs: ReportInputs) -> Path | None:
+    """The clinical table of the cohort: given, or ``clinical.csv`` of the dataset when it has one."""
+    if inputs.clinical is not None:
+        return Path(inputs.clinical)
+    if inputs.dataset is not None and (Path(inputs.dataset) / "clinical.csv").is_file():
+        return Path(inputs.dataset) / "clinical.csv"
+    return None
 
 
-def recorded_versions(data: dict) -> dict[str, dict]:
-    """The library versions each tool recorded with its output (conversion, radiomics, prognosis models)."""
-    recorded: dict[str, dict] = {}
-    if data.get("conversion"):
-        recorded["conversion"] = data["conversion"]["versions"]
-    if data.get("radiomics"):
-        recorded["radiomics"] = data["radiomics"]["versions"]
-    prog = data.get("prognosis")
-    for task in OUTCOME_TASKS:
-        if prog and "model" in prog.get(task, {}):
-            recorded[f"prognosis_{task}"] = prog[task]["model"]["versions"]
-    return recorded
-
-
-def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
+def collect_report(inputs: ReportInputs, base: Path | None = None) -> tuple[dict, dict[str, bytes]]:
     """Read every given input; returns the JSON-ready data and the figures (name -> PNG bytes).
+
+    Parameters
+    ----------
+    inputs : ReportInputs
+    base : path, optional
+        The folder paths are shown relative to when ``inputs.workdir`` is not given (the report's folder).
 
     Raises
     ------
@@ -266,9 +295,9 @@ def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
                             "notes": list(inputs.notes), "missing": []}
     figures: dict[str, bytes] = {}
     given = [inputs.dataset, inputs.seg_eval, inputs.rfs_eval, inputs.hpv_eval, inputs.prognosis_dir,
-             inputs.features, inputs.release, inputs.training_progress, inputs.prognosis_comparison]
+             inputs.features, inputs.release, inputs.training_progress, inputs.prognosis_comparison, inputs.clinical]
     if all(g is None for g in given):
-        raise ReportError("nothing to report: give a demo --workdir or at least one of --dataset, --seg-eval, "
+        raise ReportError("nothing to report: give a demo --workdir or at least one of --dataset-dir, --seg-eval, "
                           "--rfs-eval, --hpv-eval, --prognosis-dir, --features, --release")
 
     def add(key: str, path, func, *args) -> Any:
@@ -283,6 +312,7 @@ def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
         return section
 
     data["pass_marks"] = list(inputs.pass_marks)
+    add("cohort", _clinical_table(inputs), cohort_section, inputs.cohort_groups)
     add("conversion", inputs.dataset, conversion_section)
     if inputs.training_progress is not None:
         figures.update(learning_curve(inputs.training_progress))
@@ -299,11 +329,15 @@ def collect_report(inputs: ReportInputs) -> tuple[dict, dict[str, bytes]]:
         data["overlays"] = None
         data["missing"].append("overlays")
     add("radiomics", inputs.features, radiomics_section)
-    add("rfs", inputs.rfs_eval, outcome_section, "rfs")
+    add("rfs", inputs.rfs_eval, outcome_section, "rfs", inputs.n_boot, inputs.seed)
     add("hpv", inputs.hpv_eval, outcome_section, "hpv")
     data["prognosis_comparison"] = inputs.prognosis_comparison
     add("prognosis", inputs.prognosis_dir, prognosis_section)
     data["commands"] = list(inputs.commands)
-    data["versions"] = {"environment": environment_versions(), "recorded": recorded_versions(data)}
+    data["versions"] = {"hecktor_nnunet": package_source(), "environment": environment_versions(),
+                        "recorded": recorded_versions(data)}
     data["figures"] = sorted(figures)
-    return json_safe(data), figures
+    folder = Path(inputs.workdir or base or Path.cwd())
+    data["paths"] = {"relative_to": "the work folder" if inputs.workdir else "the folder of this report",
+                     "folder_name": folder.resolve().name}
+    return tidy_numbers(relative_paths(json_safe(data), folder)), figures

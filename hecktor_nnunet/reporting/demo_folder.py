@@ -33,8 +33,25 @@ def recorded_commands(workdir: str | Path) -> list[dict]:
     return out
 
 
+#: The cohort table's groups of a demo: ``heldout/patients.json`` key -> column title.
+COHORT_GROUPS = {"prognosis_train": "prognosis training", "prognosis_heldout": "held out"}
+
+
+def cohort_groups(workdir: str | Path) -> dict[str, list[str]] | None:
+    """The prognosis training and held-out patients of a demo folder (None before the hold-out step)."""
+    path = DemoPaths(Path(workdir)).heldout / "patients.json"
+    if not path.is_file():
+        return None
+    patients = json.loads(path.read_text())
+    return {title: patients[key] for key, title in COHORT_GROUPS.items() if key in patients}
+
+
 def demo_report_inputs(workdir: str | Path) -> ReportInputs:
-    """:class:`~hecktor_nnunet.reporting.inputs.ReportInputs` of a demo folder (what ``hecktor-report --workdir`` reads)."""
+    """:class:`~hecktor_nnunet.reporting.inputs.ReportInputs` of a demo folder (what ``hecktor-report --workdir`` reads).
+
+    Paths are shown relative to the folder; the cohort table has a column of the prognosis training
+    and one of the held-out patients; the report's intervals use the demo's bootstrap resamples.
+    """
     p = DemoPaths(Path(workdir).resolve())
     if not (p.markers / "settings.json").is_file():
         raise FileNotFoundError(f"{p.root} is not a hecktor-demo folder (no {MARKERS}/settings.json); "
@@ -57,4 +74,5 @@ def demo_report_inputs(workdir: str | Path) -> ReportInputs:
         release=present(p.release), pred=present(p.heldout / "predictions"),
         training_progress=present(p.progress(settings.trainer)), prognosis_comparison=comparison,
         pass_marks=marks, commands=recorded_commands(p.root), notes=notes,
-        title="HECKTOR pipeline demo (synthetic data)")
+        title="HECKTOR pipeline demo (synthetic data)", workdir=p.root, cohort_groups=cohort_groups(p.root),
+        n_boot=settings.n_boot, seed=settings.seed)

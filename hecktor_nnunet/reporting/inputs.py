@@ -40,6 +40,14 @@ class ReportInputs:
         Shown at the top (e.g. that a demo model is not a real model).
     n_overlays : int
         Patients shown as PET/CT overlays (best, median and worst GTVp Dice first).
+    workdir : path
+        The run's work folder: paths under it are shown relative to it (default: the report's folder).
+    clinical : path
+        Clinical table of the cohort table (default: ``clinical.csv`` of ``dataset``, written by hecktor-convert).
+    cohort_groups : dict of str to list of str
+        One cohort-table column per group (name -> patient ids), after the column of all patients.
+    n_boot, seed : int
+        Bootstrap resamples and seed of the intervals the report computes (Uno's C, AUC(t)).
     """
 
     dataset: Path | None = None
@@ -57,3 +65,8 @@ class ReportInputs:
     notes: list[str] = field(default_factory=list)
     title: str = "HECKTOR run report"
     n_overlays: int = 3
+    workdir: Path | None = None
+    clinical: Path | None = None
+    cohort_groups: dict[str, list[str]] | None = None
+    n_boot: int = 1000
+    seed: int = 0

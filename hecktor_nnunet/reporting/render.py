@@ -1,53 +1,57 @@
-"""The report's HTML: the data of :func:`~hecktor_nnunet.reporting.collect.collect_report` through a Jinja2 template.
+"""The report's files: ``report.html`` (the data through a Jinja2 template), ``report.json``, the CSV tables.
 
-The page is ``templates/report.html.j2`` (shipped as package data); this module only gives the
-template its formatting filters (numbers, intervals, JSON, the command list) and writes the files.
+The page is ``templates/report.html.j2`` (shipped as package data); the tables it shows are built
+once by :func:`~hecktor_nnunet.reporting.tables.report_tables` and written beside the page as CSV
+(``<report>_tables/<name>.csv``); this module gives the template its filters and writes the files.
 """
 
 from __future__ import annotations
 
 import base64
-import json
 import logging
-import math
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS, SEG_METRICS
+from hecktor_nnunet.evaluation.labels import format_number, label
+from hecktor_nnunet.evaluation.plots import FEW_PATIENTS
+from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.io.atomic_io import write_json, write_text
-from hecktor_nnunet.reporting.collect import PER_PATIENT_COLUMNS, collect_report
+from hecktor_nnunet.reporting.collect import collect_report
 from hecktor_nnunet.reporting.inputs import ReportInputs
+from hecktor_nnunet.reporting.tables import Table, report_tables, write_tables
 
 log = logging.getLogger(__name__)
 
 TEMPLATE = "report.html.j2"
-#: How the comparison table names each source of the prognosis features.
-SOURCE_TITLES = {"predicted": "predicted masks (this network)", "true": "true masks",
-                 "clinical": "clinical variables only", "oracle": "oracle (the planted risk / HPV probability)"}
+#: Section titles, in page order (``missing`` names them too).
+SECTION_TITLES = {"pass_marks": "Pass marks (held-out patients)", "cohort": "Cohort", "conversion": "Conversion",
+                  "training": "Training (nnU-Net learning curve)", "segmentation": "Segmentation (Task 1)",
+                  "overlays": "PET/CT overlays", "radiomics": "Radiomics",
+                  **{task: spec.title for task, spec in OUTCOME_TASKS.items()},
+                  "prognosis_comparison": "Prognosis from predicted vs true masks",
+                  "prognosis": "Prognosis models"}
 
 
-def fmt(v: Any, digits: int = 3) -> str:
-    """A table cell: ``–`` for missing or non-finite, ``yes``/``no``, ``digits`` decimals, ``[lo, hi]`` intervals."""
-    if v is None:
-        return "–"
-    if isinstance(v, bool):
-        return "yes" if v else "no"
-    if isinstance(v, (int, np.integer)):
-        return str(v)
-    if isinstance(v, (float, np.floating)):
-        return "–" if not math.isfinite(v) else f"{v:.{digits}f}"
-    if isinstance(v, (list, tuple)) and len(v) == 2 and all(isinstance(x, (int, float)) or x is None for x in v):
-        return f"[{fmt(v[0], digits)}, {fmt(v[1], digits)}]"
-    return str(v)
+def tables_folder(out_html: str | Path) -> Path:
+    """Where the CSV tables of a report go: ``<stem>_tables/`` beside the HTML (``report_tables/``)."""
+    out_html = Path(out_html)
+    return out_html.with_name(f"{out_html.stem}_tables")
 
 
 def command_lines(commands: list[dict]) -> str:
     """``# step (seconds)`` then the command, for each recorded command."""
     return "\n".join(f"# {c.get('step', '')}" + (f" ({c['seconds']:.1f} s)" if c.get("seconds") is not None else "")
                      + f"\n{c['command']}" for c in commands)
+
+
+def source_line(source: dict) -> str:
+    """``hecktor-nnunet 0.1.0, git checkout at commit abc123 (...)`` or ``hecktor-nnunet 0.1.0, installed package``."""
+    text = f"hecktor-nnunet {source.get('version')}, {source.get('source')}"
+    if source.get("commit"):
+        text += f" at commit {source['commit']}"
+        if source.get("uncommitted_changes"):
+            text += " (with uncommitted changes to tracked files)"
+    return text
 
 
 @lru_cache(maxsize=1)
@@ -58,28 +62,41 @@ def environment():
     env = jinja2.Environment(loader=jinja2.PackageLoader("hecktor_nnunet.reporting", "templates"),
                              autoescape=True, undefined=jinja2.StrictUndefined)
     env.filters.update({
-        "fmt": fmt,
+        "num": format_number,
+        "label": label,
         "b64": lambda png: base64.b64encode(png).decode("ascii"),
-        "tojson_indent": lambda v: json.dumps(v, indent=1),
-        "tojson_plain": json.dumps,
         "command_lines": command_lines,
-        "per_centre_rows": lambda per_centre: [{"centre": c, **v} for c, v in sorted(per_centre.items())],
-        "centre_row": lambda item: {"centre": item[0], "cases": item[1]},
+        "source_line": source_line,
+        "section_title": lambda key: SECTION_TITLES.get(key, key.replace("_", " ")),
     })
-    env.tests["in_any"] = lambda column, rows: any(column in r for r in rows)
     return env
 
 
-def render_html(data: dict, figures: dict[str, bytes]) -> str:
-    """The self-contained HTML page of a report (figures inlined as base64 PNG data URIs)."""
+def render_html(data: dict, figures: dict[str, bytes], tables: dict[str, Table] | None = None,
+                csv_folder: str = "report_tables") -> str:
+    """The self-contained HTML page of a report (figures inlined as base64 PNG data URIs).
+
+    Parameters
+    ----------
+    data, figures : dict
+        From :func:`~hecktor_nnunet.reporting.collect.collect_report`.
+    tables : dict, optional
+        The tables shown (default: :func:`~hecktor_nnunet.reporting.tables.report_tables` of ``data``).
+    csv_folder : str
+        The folder of the CSV tables, as the page names it (relative to the page).
+    """
+    tables = report_tables(data) if tables is None else tables
     page = environment().get_template(TEMPLATE).render(
-        data=data, figures=figures, seg_metrics=list(SEG_METRICS), per_patient_columns=list(PER_PATIENT_COLUMNS),
-        source_titles=SOURCE_TITLES, outcome_tasks=OUTCOME_TASKS)
+        data=data, figures=figures, tables=tables, csv_folder=csv_folder, section_titles=SECTION_TITLES,
+        outcome_tasks=OUTCOME_TASKS, few_patients=FEW_PATIENTS)
     return page + "\n"
 
 
 def build_report(inputs: ReportInputs, out_html: str | Path, out_json: str | Path | None = None) -> dict:
-    """Build ``report.html`` and ``report.json`` (default: beside the HTML, same stem).
+    """Build ``report.html``, ``report.json`` (default: beside the HTML, same stem) and the CSV tables.
+
+    Paths are shown relative to ``inputs.workdir``, or else to the folder of ``out_html``. The tables
+    go to :func:`tables_folder` (replaced whole).
 
     Returns
     -------
@@ -88,8 +105,12 @@ def build_report(inputs: ReportInputs, out_html: str | Path, out_json: str | Pat
     """
     out_html = Path(out_html)
     out_json = Path(out_json) if out_json else out_html.with_suffix(".json")
-    data, figures = collect_report(inputs)
-    write_text(render_html(data, figures), out_html)
+    data, figures = collect_report(inputs, base=out_html.parent)
+    tables = report_tables(data)
+    folder = tables_folder(out_html)
+    data["tables"] = {"folder": folder.name, "files": write_tables(tables, folder)}
+    write_text(render_html(data, figures, tables, folder.name), out_html)
     write_json(data, out_json)
-    log.info("report written to %s (%d figure(s)) and %s", out_html, len(figures), out_json)
+    log.info("report written to %s (%d figure(s), %d table(s) in %s) and %s", out_html, len(figures), len(tables),
+             folder, out_json)
     return data
