@@ -42,11 +42,12 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/prognosis_training.py
 	$(BIN)/python benchmarks/inference.py
 
-# one command on a CUDA machine (~8-10 min estimated, no internet): learning, step time, inference;
-# writes benchmarks/results/gpu_check.json and its block in docs/benchmarks.md
+# one command on a CUDA machine (~8-10 min estimated, no internet): learning, inference, step time
+# (benchmarks/gpu/, each part also runnable alone); writes benchmarks/results/gpu_check.json, then
+# its block in docs/benchmarks.md. The CPU dry run: `$(BIN)/python -m benchmarks.gpu --device cpu --tiny`
 gpu-check: $(STAMP)
-	$(BIN)/python benchmarks/gpu_check.py
-	$(BIN)/python benchmarks/gpu_check.py --docs
+	$(BIN)/python -m benchmarks.gpu
+	$(BIN)/python benchmarks/tables.py
 
 # rewrite the generated tables of docs/ (benchmarks/results/*.json, the trainer classes)
 docs: $(STAMP)

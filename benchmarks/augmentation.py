@@ -40,13 +40,13 @@ import tempfile
 import time
 from pathlib import Path
 
+from hecktor_nnunet.training.registry import trainer_classes
+
 ROOT = Path(__file__).resolve().parents[1]
 DATASET_ID = 590
 PLANS_OF_PLANNER = {"ExperimentPlanner": "nnUNetPlans", "nnUNetPlannerResEncM": "nnUNetResEncUNetMPlans",
                     "nnUNetPlannerResEncL": "nnUNetResEncUNetLPlans"}
-VARIANTS = ("nnUNetTrainerHecktorPETMisreg", "nnUNetTrainerHecktorPETIntensity", "nnUNetTrainerHecktorPETAug",
-            "nnUNetTrainerHecktorMirrorLR", "nnUNetTrainerHecktorNodeSampling", "nnUNetTrainerHecktorFocalPETAug",
-            "nnUNetTrainerHecktorFocalTverskyPETAugNodes")
+VARIANTS = tuple(c.__name__ for c in trainer_classes() if c.axis in ("augmentation", "sampling", "combined"))
 
 
 def nnunet_env(work: Path) -> dict[str, str]:

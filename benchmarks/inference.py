@@ -32,7 +32,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from augmentation import DATASET_ID, ROOT, build_dataset, nnunet_env  # noqa: E402
 
-TRAINER = "nnUNetTrainerHecktorTinyCPUDebug"
+from hecktor_nnunet.training.registry import TINY_TRAINER  # noqa: E402
+
+TRAINER = TINY_TRAINER
 
 
 @contextlib.contextmanager

@@ -11,15 +11,14 @@ A generated table sits between two markers in any ``docs/**/*.md`` file::
 
 Each name is one function of this module (``TABLES``): the benchmark tables read
 ``benchmarks/results/<name>.json``; ``trainers`` is ``hecktor-nnunet trainers --markdown``, derived
-from the trainer classes; ``gpu_check`` is ``benchmarks/gpu_check.py``'s block (its "not run yet"
-note while ``benchmarks/results/gpu_check.json`` does not exist). Every name must appear at least
+from the trainer classes; ``gpu_check`` is the GPU check's block (``benchmarks/gpu/report.py``; its "not
+run yet" note while ``benchmarks/results/gpu_check.json`` does not exist). Every name must appear at least
 once. Files are rewritten atomically (a temporary file in the same folder, then a rename).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import sys
@@ -227,18 +226,21 @@ def demo_design() -> str:
 
 GPU_NOT_RUN = ("**Not run yet.** The first GPU session (an H200, 15 minutes) was spent finding the CPU demo\n"
                "model's design (see [the demo model](explanation/demo_model.md)); in the second (2026-11-28) the\n"
-               "machine refused new loans before the check could start. `benchmarks/gpu_check.py` has only run\n"
-               "as its CPU dry run. Run `make gpu-check` on a CUDA machine and commit the JSON and this block.")
+               "machine refused new loans before the check could start. The GPU check (`benchmarks/gpu/`) has\n"
+               "only run as its CPU dry run. Run `make gpu-check` on a CUDA machine and commit the JSON and this\n"
+               "block.")
 
 
 def gpu_check() -> str:
+    """The GPU check's block (``benchmarks/gpu/report.py``) from ``benchmarks/results/gpu_check.json``."""
     path = RESULTS / "gpu_check.json"
     if not path.exists():
         return GPU_NOT_RUN
-    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.markdown(json.loads(path.read_text())).rstrip()
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    from benchmarks.gpu.report import markdown
+
+    return markdown(json.loads(path.read_text())).rstrip()
 
 
 TABLES: dict[str, Callable[[], str]] = {

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hecktor_nnunet.cli.common import (DefaultsHelpFormatter, add_quiet, fail, os_error_text, retired_option,
                                        setup_logging)
+from hecktor_nnunet.metrics.segmentation import BOTH_EMPTY_DICE, MATCHING
 from hecktor_nnunet.training.registry import RECOMMENDED, TRAINERS_DIR, format_table, trainer_names
 
 NNUNET_PATHS = ("nnUNet_raw", "nnUNet_preprocessed", "nnUNet_results")
@@ -37,8 +38,12 @@ def env_lines() -> tuple[list[str], list[str]]:
 
 
 def select_postprocessing(dataset: str, trainer: str, plans: str, configuration: str, folds: list[str],
-                          truth_dir: str | None) -> dict:
-    """Choose post-processing on the validation folds; store it and the conversion settings with the model."""
+                          truth_dir: str | None, **scoring) -> dict:
+    """Choose post-processing on the validation folds; store it and the conversion settings with the model.
+
+    ``scoring`` (``both_empty_dice``, ``connectivity``, ``matching``) are ``hecktor-evaluate seg``'s
+    conventions, so that the selection optimises what evaluation reports.
+    """
     from hecktor_nnunet.inference.predict import model_folder, save_conversion_settings
     from hecktor_nnunet.inference.postprocessing import select_for_model
 
@@ -48,7 +53,7 @@ def select_postprocessing(dataset: str, trainer: str, plans: str, configuration:
         if not pre:
             raise ValueError("nnUNet_preprocessed is not set; pass --truth (converted-space labels)")
         truth_dir = str(Path(pre) / folder.parent.name / "gt_segmentations")
-    result = select_for_model(folder, folds, truth_dir)
+    result = select_for_model(folder, folds, truth_dir, **scoring)
     try:
         save_conversion_settings(folder)
     except RuntimeError as e:  # ModelError: settings unknown here; prediction will look in nnUNet_raw
@@ -81,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
         retired_option(p, "--dataset", "--dataset-id", "dataset_id")
     pp.add_argument("--truth", default=None,
                     help="ground truth in converted space (default $nnUNet_preprocessed/DatasetXXX/gt_segmentations)")
+    pp.add_argument("--both-empty-dice", default=BOTH_EMPTY_DICE[0], choices=BOTH_EMPTY_DICE,
+                    help="GTVp Dice of a patient with no GTVp in truth and prediction, as hecktor-evaluate seg")
+    pp.add_argument("--connectivity", type=int, default=26, choices=(6, 18, 26),
+                    help="lesion connectivity for GTVn detection, as hecktor-evaluate seg")
+    pp.add_argument("--matching", default=MATCHING[0], choices=MATCHING,
+                    help="one-to-one lesion matching for F1agg, as hecktor-evaluate seg")
     cv.add_argument("-o", "--out", required=True, help="folder for <PatientID>.nii.gz")
     cv.add_argument("--manifest", default=None,
                     help="the training dataset's conversion_manifest.json (default $nnUNet_raw/DatasetXXX/...)")
@@ -120,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _postprocess_select(a: argparse.Namespace) -> int:
-    result = select_postprocessing(a.dataset_id, a.trainer, a.plans, a.configuration, a.folds, a.truth)
+    result = select_postprocessing(a.dataset_id, a.trainer, a.plans, a.configuration, a.folds, a.truth,
+                                   both_empty_dice=a.both_empty_dice, connectivity=a.connectivity,
+                                   matching=a.matching)
     best = next(c for c in result["candidates"]
                 if c["keep_largest_gtvp"] == result["setting"]["keep_largest_gtvp"]
                 and c["min_gtvn_ml"] == result["setting"]["min_gtvn_ml"])

@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-DEMO_TRAINER = "nnUNetTrainerHecktorDemoCPU"
-TINY_TRAINER = "nnUNetTrainerHecktorTinyCPUDebug"
+from hecktor_nnunet.training.registry import DEMO_TRAINER, TINY_TRAINER
+
 DATASET_ID = 501
 DATASET_NAME = "HECKTORDEMO"
 CONFIGURATION = "3d_fullres"

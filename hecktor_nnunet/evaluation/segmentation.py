@@ -28,7 +28,7 @@ from hecktor_nnunet.io.label_maps import find_label_maps, find_truth_labels, lab
 from hecktor_nnunet.io.problems import ERROR, WARNING, CaseError, Problem, ProblemsError
 from hecktor_nnunet.metrics.bootstrap import bootstrap_ci
 from hecktor_nnunet.metrics.segmentation import (BOTH_EMPTY_DICE, IOU_THRESHOLD, MATCHING, aggregated_dice,
-                                                 aggregated_f1, borda_ranking, mean_dice, patient_metrics)
+                                                 aggregated_f1, borda_ranking, headline_metrics, mean_dice, patient_metrics)
 from hecktor_nnunet.parallel import parallel_map
 
 log = logging.getLogger(__name__)
@@ -88,9 +88,7 @@ def seg_core_metrics(df: pd.DataFrame, both_empty_dice: str = "zero") -> dict:
     prediction (:func:`~hecktor_nnunet.metrics.segmentation.mean_dice`).
     """
     return {
-        "gtvp_dice_mean": mean_dice(df["gtvp_dice"], both_empty_dice),
-        "gtvn_dsc_agg": aggregated_dice(df["gtvn_inter_ml"], df["gtvn_true_ml"], df["gtvn_pred_ml"]),
-        "gtvn_f1_agg": aggregated_f1(df["gtvn_tp"], df["gtvn_fp"], df["gtvn_fn"]),
+        **headline_metrics(df, both_empty_dice),
         "gtvp_hd95_median": nanstat(np.median, df["gtvp_hd95"]),
         "gtvn_hd95_median": nanstat(np.median, df["gtvn_hd95"]),
         "n_patients": int(len(df)),

@@ -3,9 +3,11 @@
 Two options, both targeting the challenge metrics: keep only the largest GTVp component (one
 primary tumour per patient), and remove GTVn components smaller than a volume (mL; spurious
 specks are false-positive lesions that lower GTVn F1agg). The setting is chosen by a grid search
-over nnU-Net's validation predictions of the given folds against the ground truth, scoring the
-mean of GTVp Dice, GTVn DSCagg and GTVn F1agg (:mod:`hecktor_nnunet.metrics.segmentation`).
-Ties keep the simpler setting (no post-processing first).
+over nnU-Net's validation predictions of the given folds against the ground truth, maximising the
+mean of GTVp Dice, GTVn DSCagg and GTVn F1agg as ``hecktor-evaluate seg`` reports them: the same
+functions (:mod:`hecktor_nnunet.metrics.segmentation`) with the same options, so a patient with no
+GTVp in truth and prediction counts as Dice 0 unless ``both_empty_dice="exclude"``. Ties keep the
+simpler setting (no post-processing first).
 """
 
 from __future__ import annotations
@@ -20,15 +22,18 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 import SimpleITK as sitk
 
-from hecktor_nnunet.io.atomic_io import write_json
-from hecktor_nnunet.metrics.segmentation import (GTVN, GTVP, aggregated_dice, aggregated_f1, components,
-                                                 match_lesions)
+from hecktor_nnunet.io.atomic_io import json_safe, write_json
+from hecktor_nnunet.metrics.segmentation import (BOTH_EMPTY_DICE, CONNECTIVITY_RANK, GTVN, GTVP, IOU_THRESHOLD,
+                                                 MATCHING, components, dice, headline_metrics, match_lesions,
+                                                 voxel_volume_ml)
 
 log = logging.getLogger(__name__)
 
 POSTPROCESSING_FILE = "hecktor_postprocessing.json"
 DEFAULT_GTVN_THRESHOLDS_ML = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
-CONNECTIVITY = 26
+CONNECTIVITY = 26  # of the components the options remove (keep-largest GTVp, small GTVn)
+#: the per-patient GTVn values :func:`~hecktor_nnunet.metrics.segmentation.headline_metrics` aggregates
+GTVN_COLUMNS = ("gtvn_inter_ml", "gtvn_true_ml", "gtvn_pred_ml", "gtvn_tp", "gtvn_fp", "gtvn_fn")
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,7 @@ def apply_postprocessing(label: np.ndarray, spacing: Sequence[float], setting: P
             sizes = np.bincount(lab.ravel())[1:]
             out[(lab > 0) & (lab != int(np.argmax(sizes)) + 1)] = 0
     if setting.min_gtvn_ml > 0:
-        voxel_ml = float(np.prod(spacing)) / 1000.0
+        voxel_ml = voxel_volume_ml(spacing)
         lab, n = components(out == GTVN, CONNECTIVITY)
         if n:
             sizes_ml = np.bincount(lab.ravel())[1:] * voxel_ml
@@ -91,36 +96,6 @@ def postprocess_image(image: sitk.Image, setting: Postprocessing) -> sitk.Image:
     return out
 
 
-def score(cases: Iterable[tuple[np.ndarray, np.ndarray, Sequence[float]]]) -> dict:
-    """GTVp mean Dice, GTVn DSCagg and F1agg over (truth, prediction, spacing) cases, and their mean.
-
-    DSCagg sums volumes in mL (voxel counts times each case's voxel volume), as
-    :mod:`hecktor_nnunet.metrics.segmentation` does, so cases on different grids weigh by volume.
-
-    GTVp Dice of a patient with neither truth nor prediction is left out of the mean (NaN rule of
-    :mod:`hecktor_nnunet.metrics.segmentation`).
-    """
-    dices, inter, tvol, pvol, tp, fp, fn = [], [], [], [], [], [], []
-    for truth, pred, spacing in cases:
-        voxel_ml = float(np.prod(spacing)) / 1000.0
-        t, p = truth == GTVP, pred == GTVP
-        denom = np.count_nonzero(t) + np.count_nonzero(p)
-        if denom:
-            dices.append(2.0 * np.count_nonzero(t & p) / denom)
-        tn, pn = truth == GTVN, pred == GTVN
-        inter.append(np.count_nonzero(tn & pn) * voxel_ml)
-        tvol.append(np.count_nonzero(tn) * voxel_ml)
-        pvol.append(np.count_nonzero(pn) * voxel_ml)
-        m = match_lesions(tn, pn, CONNECTIVITY)
-        tp.append(m.tp)
-        fp.append(m.fp)
-        fn.append(m.fn)
-    gtvp = float(np.mean(dices)) if dices else 1.0
-    dsc_agg, f1_agg = aggregated_dice(inter, tvol, pvol), aggregated_f1(tp, fp, fn)
-    return {"gtvp_dice": gtvp, "gtvn_dsc_agg": dsc_agg, "gtvn_f1_agg": f1_agg,
-            "mean": float(np.mean([gtvp, dsc_agg, f1_agg]))}
-
-
 def candidates(gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML) -> list[Postprocessing]:
     """The grid searched, identity first."""
     thresholds = sorted({0.0, *(float(t) for t in gtvn_thresholds_ml)})
@@ -135,67 +110,83 @@ def _largest_component_only(mask: np.ndarray) -> np.ndarray:
 
 
 def select_postprocessing(cases: Iterable[tuple[np.ndarray, np.ndarray, Sequence[float]]],
-                          gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML
-                          ) -> tuple[Postprocessing, list[dict]]:
+                          gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML, *,
+                          both_empty_dice: str = BOTH_EMPTY_DICE[0], connectivity: int = 26,
+                          matching: str = MATCHING[0]) -> tuple[Postprocessing, list[dict]]:
     """Grid search over :func:`candidates`; returns the best setting and every candidate's scores.
+
+    Each candidate is scored as ``hecktor-evaluate seg`` scores the post-processed label maps, with
+    the functions it uses (:mod:`hecktor_nnunet.metrics.segmentation`): per patient, GTVp
+    :func:`~hecktor_nnunet.metrics.segmentation.dice`, GTVn volumes in mL and
+    :func:`~hecktor_nnunet.metrics.segmentation.match_lesions`; over patients,
+    :func:`~hecktor_nnunet.metrics.segmentation.headline_metrics` (GTVp mean Dice, GTVn DSCagg and
+    F1agg). ``mean`` is their mean (of the two GTVn metrics alone when ``both_empty_dice="exclude"``
+    leaves no patient for GTVp).
 
     The cases are streamed: one (truth, prediction) pair in memory at a time. The two options act on
     different labels (keeping the largest GTVp component touches only label 1, the GTVn threshold
-    only label 2), so each case is scored once per GTVp option and once per GTVn threshold, with
-    its truth masks and predicted components computed once, and the per-candidate statistics are
-    accumulated; the scores equal :func:`score` of :func:`apply_postprocessing` for every candidate.
+    only label 2), so each case is scored once per GTVp option and once per GTVn threshold, with its
+    truth masks and predicted components computed once.
 
     Parameters
     ----------
     cases : iterable of (truth, prediction, spacing)
-        Label maps (z, y, x) and voxel spacing (mm).
+        Label maps (z, y, x) and voxel spacing (mm, z y x).
+    gtvn_thresholds_ml : sequence of float
+        GTVn component volumes (mL) searched (0, no removal, is always added).
+    both_empty_dice, connectivity, matching
+        As ``hecktor-evaluate seg`` (``--both-empty-dice``, ``--connectivity``, ``--matching``);
+        the defaults are its defaults.
 
     Returns
     -------
     best : Postprocessing
         Highest ``mean`` score; the earliest (simplest) candidate on ties.
     table : list of dict
-        One row per candidate: the setting and its scores.
+        One row per candidate: the setting and its ``gtvp_dice``, ``gtvn_dsc_agg``, ``gtvn_f1_agg``, ``mean``.
+
+    Raises
+    ------
+    ValueError
+        No cases, or an option :mod:`~hecktor_nnunet.metrics.segmentation` does not know.
     """
+    if both_empty_dice not in BOTH_EMPTY_DICE:
+        raise ValueError(f"both_empty_dice must be one of {BOTH_EMPTY_DICE}, got {both_empty_dice!r}")
+    if connectivity not in CONNECTIVITY_RANK:
+        raise ValueError(f"connectivity must be one of {sorted(CONNECTIVITY_RANK)}, got {connectivity!r}")
+    if matching not in MATCHING:
+        raise ValueError(f"matching must be one of {MATCHING}, got {matching!r}")
     cands = candidates(gtvn_thresholds_ml)
     thresholds = sorted({c.min_gtvn_ml for c in cands})
-    dices: dict[bool, list[float]] = {False: [], True: []}
-    gtvn: dict[float, dict[str, list[float]]] = {t: {k: [] for k in ("inter", "tvol", "pvol", "tp", "fp", "fn")}
-                                                for t in thresholds}
+    gtvp_dice: dict[bool, list[float]] = {False: [], True: []}
+    gtvn: dict[float, dict[str, list[float]]] = {t: {k: [] for k in GTVN_COLUMNS} for t in thresholds}
     n = 0
     for truth, pred, spacing in cases:
         n += 1
-        voxel_ml = float(np.prod(spacing)) / 1000.0
+        voxel_ml = voxel_volume_ml(spacing)
         t, p = truth == GTVP, pred == GTVP
-        for keep, pp in ((False, p), (True, _largest_component_only(p))):
-            denom = np.count_nonzero(t) + np.count_nonzero(pp)
-            if denom:
-                dices[keep].append(2.0 * np.count_nonzero(t & pp) / denom)
+        gtvp_dice[False].append(dice(t, p))
+        gtvp_dice[True].append(dice(t, _largest_component_only(p)))
         tn, pn = truth == GTVN, pred == GTVN
-        t_ml = np.count_nonzero(tn) * voxel_ml
+        t_ml = float(np.count_nonzero(tn) * voxel_ml)
         lab, n_comp = components(pn, CONNECTIVITY)
         sizes_ml = np.bincount(lab.ravel(), minlength=n_comp + 1)[1:] * voxel_ml
         for thr in thresholds:
             small = np.flatnonzero(sizes_ml < thr) + 1 if thr > 0 else np.empty(0, int)
             kept = pn & ~np.isin(lab, small) if len(small) else pn
-            m = match_lesions(tn, kept, CONNECTIVITY)
-            acc = gtvn[thr]
-            acc["inter"].append(np.count_nonzero(tn & kept) * voxel_ml)
-            acc["tvol"].append(t_ml)
-            acc["pvol"].append(np.count_nonzero(kept) * voxel_ml)
-            acc["tp"].append(m.tp)
-            acc["fp"].append(m.fp)
-            acc["fn"].append(m.fn)
+            m = match_lesions(tn, kept, connectivity, matching=matching)
+            for key, value in (("gtvn_inter_ml", float(np.count_nonzero(tn & kept) * voxel_ml)),
+                               ("gtvn_true_ml", t_ml), ("gtvn_pred_ml", float(np.count_nonzero(kept) * voxel_ml)),
+                               ("gtvn_tp", m.tp), ("gtvn_fp", m.fp), ("gtvn_fn", m.fn)):
+                gtvn[thr][key].append(value)
     if not n:
         raise ValueError("no validation cases to choose post-processing from")
     table, best, best_score = [], None, -np.inf
     for cand in cands:
-        gtvp = float(np.mean(dices[cand.keep_largest_gtvp])) if dices[cand.keep_largest_gtvp] else 1.0
-        acc = gtvn[cand.min_gtvn_ml]
-        dsc_agg = aggregated_dice(acc["inter"], acc["tvol"], acc["pvol"])
-        f1_agg = aggregated_f1(acc["tp"], acc["fp"], acc["fn"])
-        s = {"gtvp_dice": gtvp, "gtvn_dsc_agg": dsc_agg, "gtvn_f1_agg": f1_agg,
-             "mean": float(np.mean([gtvp, dsc_agg, f1_agg]))}
+        h = headline_metrics({"gtvp_dice": gtvp_dice[cand.keep_largest_gtvp], **gtvn[cand.min_gtvn_ml]},
+                             both_empty_dice)
+        s = {"gtvp_dice": h["gtvp_dice_mean"], "gtvn_dsc_agg": h["gtvn_dsc_agg"], "gtvn_f1_agg": h["gtvn_f1_agg"]}
+        s["mean"] = float(np.nanmean(list(s.values())))
         table.append({**cand.to_dict(), **s})
         if s["mean"] > best_score + 1e-12:
             best, best_score = cand, s["mean"]
@@ -265,7 +256,9 @@ def validation_cases(files: Iterable[tuple[Path, Path]]) -> Iterator[tuple[np.nd
 
 
 def select_for_model(model_dir: str | Path, folds: Sequence[int | str], truth_dir: str | Path,
-                     gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML) -> dict:
+                     gtvn_thresholds_ml: Sequence[float] = DEFAULT_GTVN_THRESHOLDS_ML, *,
+                     both_empty_dice: str = BOTH_EMPTY_DICE[0], connectivity: int = 26,
+                     matching: str = MATCHING[0]) -> dict:
     """Choose post-processing on a model's validation folds and save it as ``hecktor_postprocessing.json``.
 
     Parameters
@@ -276,18 +269,25 @@ def select_for_model(model_dir: str | Path, folds: Sequence[int | str], truth_di
         Folds whose validation predictions are pooled.
     truth_dir : path
         Ground truth in converted space (nnU-Net's ``$nnUNet_preprocessed/DatasetXXX/gt_segmentations``).
+    gtvn_thresholds_ml, both_empty_dice, connectivity, matching
+        As :func:`select_postprocessing`.
 
     Returns
     -------
     dict
-        What was saved: ``setting``, ``folds``, ``n_cases``, ``candidates`` (scores of each).
+        What was saved: ``setting``, ``folds``, ``n_cases``, ``score`` (what was maximised, with
+        ``hecktor-evaluate seg``'s options), ``candidates`` (scores of each; a metric left
+        undefined is null).
     """
     files = validation_files(model_dir, folds, truth_dir)
-    best, table = select_postprocessing(validation_cases(files), gtvn_thresholds_ml)
+    best, table = select_postprocessing(validation_cases(files), gtvn_thresholds_ml, both_empty_dice=both_empty_dice,
+                                        connectivity=connectivity, matching=matching)
     result = {"setting": best.to_dict(), "folds": [str(f) for f in folds], "n_cases": len(files),
-              "score": "mean of GTVp Dice, GTVn DSCagg, GTVn F1agg (26-connected lesions, IoU > 0.3)",
+              "score": {"maximised": "mean of GTVp Dice, GTVn DSCagg, GTVn F1agg, as hecktor-evaluate seg reports them",
+                        "both_empty_dice": both_empty_dice, "connectivity": connectivity, "matching": matching,
+                        "iou_threshold": IOU_THRESHOLD},
               "candidates": table}
-    write_json(result, Path(model_dir) / POSTPROCESSING_FILE)
+    write_json(json_safe(result), Path(model_dir) / POSTPROCESSING_FILE)
     log.info("post-processing for %s: %s", model_dir, best)
     return result
 

@@ -19,13 +19,17 @@ Conventions (also in docs/reference/metrics.md):
   (the most detections a one-to-one matching allows). Unmatched true lesions are FN,
   unmatched predicted lesions FP.
 - Aggregated Dice and F1 score 1.0 when their denominator is 0 (no GTVn anywhere).
+
+The ranked metrics of a set of patients are :func:`headline_metrics` of their :func:`patient_metrics`;
+``hecktor-evaluate seg`` reports them and post-processing selection
+(:mod:`hecktor_nnunet.inference.postprocessing`) maximises them, through these same functions.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import asdict, dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from scipy import ndimage
@@ -45,6 +49,11 @@ def _spacing(spacing: Sequence[float]) -> np.ndarray:
     if s.size != 3 or not np.all(s > 0):
         raise ValueError(f"spacing must be 3 positive values (mm, z y x), got {spacing}")
     return s
+
+
+def voxel_volume_ml(spacing: Sequence[float]) -> float:
+    """Volume of one voxel in mL, from its spacing in mm (3 positive values, any axis order)."""
+    return float(np.prod(_spacing(spacing))) / 1000.0
 
 
 def _pair(truth: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -233,14 +242,14 @@ def patient_metrics(truth: np.ndarray, pred: np.ndarray, spacing: Sequence[float
     truth, pred = np.asarray(truth), np.asarray(pred)
     if truth.shape != pred.shape:
         raise ValueError(f"truth and prediction shapes differ: {truth.shape} vs {pred.shape}")
-    voxel_ml = float(np.prod(_spacing(spacing))) / 1000.0
+    voxel_ml = voxel_volume_ml(spacing)
     out: dict = {}
     for name, value in CLASSES.items():
         t, p = truth == value, pred == value
         if t.any() or p.any():
             t, p = _crop_to([t, p], pad=0)
         nt, npred, ni = np.count_nonzero(t), np.count_nonzero(p), np.count_nonzero(t & p)
-        out[f"{name}_dice"] = float(2.0 * ni / (nt + npred)) if nt + npred else float("nan")
+        out[f"{name}_dice"] = dice(t, p)
         out[f"{name}_hd95_status"] = hd95_status(t, p)
         out[f"{name}_hd95"] = hd95(t, p, spacing)
         out[f"{name}_true_ml"] = float(nt * voxel_ml)
@@ -267,6 +276,29 @@ def aggregated_f1(tp: Sequence[int], fp: Sequence[int], fn: Sequence[int]) -> fl
     tp_, fp_, fn_ = (float(np.sum(a)) for a in (tp, fp, fn))
     denom = 2 * tp_ + fp_ + fn_
     return 1.0 if denom == 0 else 2 * tp_ / denom
+
+
+def headline_metrics(per_patient: Mapping[str, Sequence[float]], both_empty: str = "zero") -> dict[str, float]:
+    """The three ranked Task 1 metrics of a set of patients.
+
+    Parameters
+    ----------
+    per_patient : mapping of str to sequence, or pandas.DataFrame
+        :func:`patient_metrics`' values per patient: ``gtvp_dice``, ``gtvn_inter_ml``, ``gtvn_true_ml``,
+        ``gtvn_pred_ml``, ``gtvn_tp``, ``gtvn_fp``, ``gtvn_fn`` (one entry per patient each).
+    both_empty : {"zero", "exclude"}
+        How the GTVp mean counts a patient with no GTVp in truth and prediction (:func:`mean_dice`).
+
+    Returns
+    -------
+    dict
+        ``gtvp_dice_mean`` (:func:`mean_dice`), ``gtvn_dsc_agg`` (:func:`aggregated_dice`),
+        ``gtvn_f1_agg`` (:func:`aggregated_f1`).
+    """
+    return {"gtvp_dice_mean": mean_dice(per_patient["gtvp_dice"], both_empty),
+            "gtvn_dsc_agg": aggregated_dice(per_patient["gtvn_inter_ml"], per_patient["gtvn_true_ml"],
+                                            per_patient["gtvn_pred_ml"]),
+            "gtvn_f1_agg": aggregated_f1(per_patient["gtvn_tp"], per_patient["gtvn_fp"], per_patient["gtvn_fn"])}
 
 
 def borda_ranking(table, gtvp: str = "gtvp_dice_mean", dsc_agg: str = "gtvn_dsc_agg",

@@ -1,7 +1,7 @@
 """Networks other than nnU-Net's own that HECKTOR trainers build from the plans.
 
-MONAI's SegResNet (Myronenko 2018; the HECKTOR 2022 winner's network, benchmarked in the 2025
-dataset paper) is sized from the plans: its depth follows the plans' number of stages (at most
+MONAI's SegResNet (Myronenko 2018; the network of the HECKTOR 2022 winners, Myronenko et al.,
+LNCS 13626, 2023) is sized from the plans: its depth follows the plans' number of stages (at most
 five, as in MONAI Auto3DSeg), limited by how often the patch size can be halved.
 """
 

@@ -1,19 +1,14 @@
-"""The base of every HECKTOR trainer: one class, each behaviour switched by a class attribute.
+"""The base of every HECKTOR trainer: what a trainer says about itself, and its network size and schedule.
 
-Variants in ``trainers/`` set one or two attributes (``loss_name = "dice_ce_focal"``); combinations
-inherit from several variants with an empty body (Python's MRO merges the attributes). Each
-advertised variant also says, in its own body, on which ``axis`` it varies nnU-Net, ``what`` it
-changes and ``why``: :mod:`hecktor_nnunet.training.registry` builds the trainer table from these,
-and ``what`` names the class's settings (``{lymph_node_share:.0%}``), so the numbers shown are the
-ones the trainer runs with. The hooks here are the only places HECKTOR code enters nnU-Net's training:
+:class:`HecktorTrainer` holds only what every HECKTOR trainer shares:
 
-- ``_build_loss``: the named loss from :mod:`hecktor_nnunet.training.losses` around nnU-Net's own
-  Dice + CE, with nnU-Net's deep-supervision wrapping and weights;
-- ``get_training_transforms``: nnU-Net's own pipeline (``super()``) with the PET-only transforms
-  (the misregistration folded into its spatial transform, the rest inserted after it);
-- ``configure_rotation_dummyDA_mirroring_and_inital_patch_size``: left-right-only mirroring;
-- ``get_dataloaders``: nnU-Net's, with the lymph-node-aware loader for training
-  (:func:`~hecktor_nnunet.training.sampling.get_dataloaders_with`);
+- its description: each advertised trainer says in its own body on which ``axis`` it varies nnU-Net,
+  ``what`` it changes and ``why``; :mod:`hecktor_nnunet.training.registry` builds the trainer table from
+  these, and ``what`` names the class's settings (``{lymph_node_share:.0%}``), so the numbers shown are
+  the ones the trainer runs with;
+- the refusal of conflicting parents: a class whose parents set one attribute (a setting or a hook)
+  from two unrelated classes is a ``TypeError`` at class creation, unless its own body sets it
+  (Python's MRO would otherwise silently take the first parent's);
 - the network size and schedule (``network_size``, ``training_schedule``): a :class:`NetworkSize`
   resizes the plans' architecture and patch; the result is written into this training's copy of the
   plans (saved as the model folder's ``plans.json``), so prediction rebuilds the same network without
@@ -23,8 +18,8 @@ ones the trainer runs with. The hooks here are the only places HECKTOR code ente
   iterations, a network a few features wide with one convolution or residual block per stage, one
   torch thread on CPU): for tests and plumbing checks only.
 
-Channel convention of converted datasets (``hecktor-convert``): channel 0 is CT, channel 1 is PET;
-dataset.json's ``hecktor.channels`` records it and is read when present.
+Every other behaviour (loss, PET augmentation, mirroring, sampling, architecture) is one class of
+:mod:`hecktor_nnunet.training.behaviours`, the only owner of its nnU-Net hook.
 """
 
 from __future__ import annotations
@@ -32,21 +27,15 @@ from __future__ import annotations
 import copy
 import os
 from dataclasses import asdict, dataclass
+from itertools import combinations
 from typing import ClassVar
 
 import numpy as np
 import torch
 
-from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager, PlansManager
 
-from hecktor_nnunet.training.losses import build_loss
-from hecktor_nnunet.training.sampling import LymphNodeDataLoader, get_dataloaders_with, gtvn_class_key
-from hecktor_nnunet.training.transforms import (PETIntensityTransform, PETMisregistrationTransform,
-                                                 add_pet_transforms)
-
-PET_CHANNEL = 1
 DEBUG_ENV = "HECKTOR_NNUNET_DEBUG"
 NETWORK_KEY = "hecktor_network"  # what a resized plans configuration records about its resizing
 
@@ -149,36 +138,14 @@ def shrink_configuration(plans: dict, configuration: str, size: NetworkSize) -> 
 
 
 class HecktorTrainer(nnUNetTrainer):
-    """nnU-Net's trainer with HECKTOR switches (class attributes, all off by default).
+    """nnU-Net's trainer with a description, a network size and schedule, and tiny mode.
 
     Attributes
     ----------
     axis, what, why : str
-        Set in the body of each advertised variant (not inherited): the axis it varies (loss,
+        Set in the body of each advertised trainer (not inherited): the axis it varies (loss,
         augmentation, sampling, combined, length, demo, debug, architecture), what it changes
         (a :meth:`str.format` template over the class's attributes) and why (the weakness it targets).
-    loss_name : str
-        ``dice_ce`` (nnU-Net's), ``dice_ce_focal``, ``tversky`` or ``focal_tversky``.
-    focal_gamma : float
-        Focusing exponent of the focal term.
-    tversky_alpha, tversky_beta, focal_tversky_exponent : float
-        Tversky weights of false positives and false negatives; the focal-Tversky exponent.
-    focal_class_weights : tuple of float or None
-        Per-output-channel weights of the focal term (``dice_ce_focal``), e.g. to make the rare lymph
-        nodes' voxels count more; None weighs every class 1.
-    pet_misregistration : bool
-        Random rigid motion of PET only, up to ``max_shift_mm`` and ``max_rotation_deg`` per axis, in a
-        share ``p_pet_misregistration`` of patches (not every patient moves), folded into nnU-Net's spatial
-        transform (PET sampled once; see ``benchmarks/augmentation.py`` for the throughput).
-    pet_intensity : bool
-        PET-only global scaling in ``suv_scale_range`` and blur with sigma in ``pet_blur_sigma_mm``.
-    mirror_left_right_only : bool
-        Mirror only along the patient's left-right axis (training and test-time mirroring).
-    test_time_mirroring : bool
-        False: the model is never evaluated with mirrored copies (nnU-Net's final validation and, through
-        the checkpoint, ``nnUNetv2_predict``/``hecktor-predict``); 8x less inference compute in 3-D.
-    lymph_node_share : float
-        Share of training patches centred on GTVn voxels (0 keeps nnU-Net's sampling).
     network_size : NetworkSize or None
         Resizing of the plans' network and patch (None keeps them).
     training_schedule : Schedule or None
@@ -192,32 +159,17 @@ class HecktorTrainer(nnUNetTrainer):
     axis: ClassVar[str] = ""
     what: ClassVar[str] = ""
     why: ClassVar[str] = ""
-    loss_name: str = "dice_ce"
-    focal_gamma: float = 2.0
-    tversky_alpha: float = 0.3
-    tversky_beta: float = 0.7
-    focal_tversky_exponent: float = 0.75
-    focal_class_weights: tuple[float, ...] | None = None
-    pet_misregistration: bool = False
-    max_shift_mm: float = 4.0
-    max_rotation_deg: float = 3.0
-    p_pet_misregistration: float = 0.5
-    pet_intensity: bool = False
-    suv_scale_range: tuple[float, float] = (0.8, 1.25)
-    pet_blur_sigma_mm: tuple[float, float] = (0.5, 3.0)
-    mirror_left_right_only: bool = False
-    test_time_mirroring: bool = True
-    lymph_node_share: float = 0.0
     # (not ``network``/``schedule``: nnU-Net's trainer owns ``self.network``)
-    network_size: NetworkSize | None = None
-    training_schedule: Schedule | None = None
-    tiny: bool = False
+    network_size: ClassVar[NetworkSize | None] = None
+    training_schedule: ClassVar[Schedule | None] = None
+    tiny: ClassVar[bool] = False
     tiny_network: ClassVar[NetworkSize] = TINY_NETWORK
     tiny_schedule: ClassVar[Schedule] = TINY_SCHEDULE
 
     def __init_subclass__(cls, **kwargs) -> None:
-        """A variant that says ``what`` it changes and has no docstring of its own gets one from it."""
+        """Refuse conflicting parents; a trainer saying ``what`` it changes, without a docstring, gets one from it."""
         super().__init_subclass__(**kwargs)
+        refuse_conflicting_parents(cls)
         if "what" in cls.__dict__ and not cls.__dict__.get("__doc__"):
             cls.__doc__ = f"{cls.describe_what()}.\n\nWhy: {cls.why}."
 
@@ -241,8 +193,6 @@ class HecktorTrainer(nnUNetTrainer):
         if tiny:
             self.print_to_log_file(f"Tiny mode: {self.num_epochs} epochs x {self.num_iterations_per_epoch} iterations, "
                                    f"features <= {self.tiny_network.max_features}. For tests and demos only.")
-        if self.pet_misregistration or self.pet_intensity:
-            self.pet_channel()  # fail at start-up, not in a data-augmentation worker
 
     def _apply_schedule(self, s: Schedule) -> None:
         for attribute, value in (("num_epochs", s.epochs), ("num_iterations_per_epoch", s.iterations_per_epoch),
@@ -256,88 +206,50 @@ class HecktorTrainer(nnUNetTrainer):
             # often several at once) choose their own thread count
             torch.set_num_threads(int(s.cpu_threads))
 
-    def pet_channel(self) -> int:
-        """Index of the PET channel: from dataset.json ``hecktor.channels`` if present, else 1.
 
-        Raises
-        ------
-        ValueError
-            If the dataset has no PET channel (fewer than two channels, or none called PET).
-        """
-        names = self.dataset_json.get("channel_names", self.dataset_json.get("modality", {}))
-        recorded = self.dataset_json.get("hecktor", {}).get("channels")
-        if recorded is not None:
-            if "PET" not in recorded:
-                raise ValueError(f"{self.__class__.__name__} augments PET, but dataset.json hecktor.channels "
-                                 f"is {recorded} (no 'PET')")
-            return recorded.index("PET")
-        if len(names) <= PET_CHANNEL:
-            raise ValueError(
-                f"{self.__class__.__name__} augments PET as channel {PET_CHANNEL}, but dataset.json declares "
-                f"{len(names)} channel(s) {dict(names)}; convert the release with hecktor-convert (CT, PET)")
-        return PET_CHANNEL
+#: what every advertised trainer says in its own body (never a choice between parents)
+_OWN = ("axis", "what", "why")
 
-    # -- loss ---------------------------------------------------------------------------------
-    def _build_loss(self):
-        stock = super()._build_loss()  # nnU-Net's Dice + CE, wrapped for deep supervision when enabled
-        if self.loss_name == "dice_ce":
-            return stock
-        wrapped = isinstance(stock, DeepSupervisionWrapper)
-        loss = build_loss(self.loss_name, self.label_manager, dice_ce=stock.loss if wrapped else stock,
-                          batch_dice=self.configuration_manager.batch_dice, focal_gamma=self.focal_gamma,
-                          focal_alpha=self.focal_class_weights, tversky_alpha=self.tversky_alpha,
-                          tversky_beta=self.tversky_beta, focal_tversky_exponent=self.focal_tversky_exponent)
-        return DeepSupervisionWrapper(loss, stock.weight_factors) if wrapped else loss
 
-    # -- augmentation -------------------------------------------------------------------------
-    def pet_transforms(self) -> list:
-        """The PET-only transforms this trainer adds (empty when both switches are off)."""
-        if not (self.pet_misregistration or self.pet_intensity):
-            return []
-        spacing, pet = self.configuration_manager.spacing, self.pet_channel()
-        extra = []
-        if self.pet_misregistration:
-            extra.append(PETMisregistrationTransform(pet, spacing, self.max_shift_mm, self.max_rotation_deg,
-                                                     p=self.p_pet_misregistration))
-        if self.pet_intensity:
-            extra.append(PETIntensityTransform(pet, spacing, self.suv_scale_range, self.pet_blur_sigma_mm))
-        return extra
+def _provider(cls: type, name: str) -> type | None:
+    """The class of ``cls``'s MRO whose body defines ``name`` (the one Python takes), or None."""
+    return next((k for k in cls.__mro__ if name in vars(k)), None)
 
-    def get_training_transforms(self, *args, **kwargs):
-        pipeline = super().get_training_transforms(*args, **kwargs)
-        extra = self.pet_transforms()
-        return add_pet_transforms(pipeline, extra) if extra else pipeline
 
-    def left_right_axis(self) -> int:
-        """Array axis of patient left-right in nnU-Net's (transposed) arrays.
+def _shown(parent: type, provider: type, name: str) -> str:
+    """What ``parent`` sets ``name`` to (and in which class), for the conflict message."""
+    value = vars(provider)[name]
+    shown = "a method" if callable(value) or isinstance(value, (classmethod, staticmethod, property)) else repr(value)
+    return f"{parent.__name__}{'' if provider is parent else f' (from {provider.__name__})'}: {shown}"
 
-        Converted images keep the CT's axial orientation: SimpleITK's x (array axis 2 before
-        nnU-Net's ``transpose_forward``) is left-right.
-        """
-        return list(self.plans_manager.transpose_forward).index(2)
 
-    def configure_rotation_dummyDA_mirroring_and_inital_patch_size(self):
-        rotation, dummy_2d, initial_patch_size, mirror_axes = \
-            super().configure_rotation_dummyDA_mirroring_and_inital_patch_size()
-        if self.mirror_left_right_only:
-            dim = len(self.configuration_manager.patch_size)
-            lr = self.left_right_axis() - (3 - dim)
-            mirror_axes = (lr,) if lr >= 0 else None
-            self.inference_allowed_mirroring_axes = mirror_axes
-        if not self.test_time_mirroring:
-            self.inference_allowed_mirroring_axes = None
-        return rotation, dummy_2d, initial_patch_size, mirror_axes
+def refuse_conflicting_parents(cls: type) -> None:
+    """Raise when two parents of ``cls`` set one HECKTOR attribute from unrelated classes.
 
-    # -- sampling -----------------------------------------------------------------------------
-    def get_dataloaders(self):
-        if self.lymph_node_share <= 0:
-            return super().get_dataloaders()
-        key = gtvn_class_key(self.label_manager, self.dataset_json)
+    The attributes are those the bodies of :class:`HecktorTrainer` and its subclasses define (settings
+    and hooks; not dunders, which chain through ``super()``, nor ``axis``/``what``/``why``). Two parents
+    agree on one when it comes from the same class, or when one's class derives from the other's (a
+    deliberate override, which the MRO takes). An attribute set in ``cls``'s own body is its choice.
 
-        def training_loader(*args, **kwargs):
-            return LymphNodeDataLoader(*args, node_key=key, node_share=self.lymph_node_share, **kwargs)
-
-        return get_dataloaders_with(self, training_loader)
+    Raises
+    ------
+    TypeError
+        Naming the class, the attribute, both parents and what each sets.
+    """
+    names = {name for k in cls.__mro__ if issubclass(k, HecktorTrainer)
+             for name in vars(k) if not (name.startswith("__") and name.endswith("__"))}
+    for name in sorted(names - set(_OWN) - set(vars(cls))):
+        found = {}
+        for parent in cls.__bases__:
+            provider = _provider(parent, name)
+            if provider is not None:
+                found.setdefault(provider, parent)
+        for (a, pa), (b, pb) in combinations(found.items(), 2):
+            if not (issubclass(a, b) or issubclass(b, a)):
+                raise TypeError(
+                    f"{cls.__name__}: its parents {pa.__name__} and {pb.__name__} both set {name!r} "
+                    f"({_shown(pa, a, name)}; {_shown(pb, b, name)}), and Python's MRO would silently take "
+                    f"{pa.__name__}'s; set {name} in {cls.__name__}'s own body, or drop one of the parents")
 
 
 def network_max_features(configuration_manager: ConfigurationManager) -> int | None:

@@ -1,15 +1,17 @@
-"""Segmentation losses the HECKTOR trainers compose (focal, Tversky, focal-Tversky).
+"""Segmentation losses the HECKTOR trainers compose (focal, Tversky, focal-Tversky), and their recipes.
 
 Every loss takes raw network logits ``(b, c, x, y[, z])`` and the target nnU-Net's data loader
 produces: a label map ``(b, 1, ...)`` for plain labels (softmax outputs) or a one-hot region
 stack ``(b, c, ...)`` for region-based training (sigmoid outputs). nnU-Net's own Dice + CE (or
-Dice + BCE for regions) and its deep-supervision weighting are not rebuilt here: the trainer takes
-both from ``nnUNetTrainer._build_loss`` and hands the Dice + CE term to :func:`build_loss`.
+Dice + BCE for regions) and its deep-supervision weighting are not rebuilt here: the trainer
+(:class:`~hecktor_nnunet.training.behaviours.HecktorLoss`) takes both from ``nnUNetTrainer._build_loss``
+and hands the Dice + CE term to its recipe's ``build`` (:class:`DiceCEFocal`, :class:`TverskyCE`).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Protocol, Sequence
 
 import torch
 from torch import nn
@@ -17,9 +19,6 @@ from torch import nn
 from nnunetv2.training.loss.dice import get_tp_fp_fn_tn
 from nnunetv2.training.loss.robust_ce_loss import RobustCrossEntropyLoss
 from nnunetv2.utilities.label_handling.label_handling import LabelManager
-
-LOSSES = ("dice_ce", "dice_ce_focal", "tversky", "focal_tversky")
-
 
 class FocalLoss(nn.Module):
     """Focal loss (Lin et al. 2017): cross-entropy down-weighted on easy voxels by ``(1 - p_t)^gamma``.
@@ -128,50 +127,86 @@ class _RegionBCE(nn.Module):
         return self.bce(logits, target.to(logits.dtype))
 
 
-def build_loss(name: str, label_manager: LabelManager, *, dice_ce: nn.Module, batch_dice: bool,
-               focal_gamma: float = 2.0, focal_alpha: Sequence[float] | None = None, tversky_alpha: float = 0.3,
-               tversky_beta: float = 0.7, focal_tversky_exponent: float = 0.75) -> nn.Module:
-    """The loss called ``name`` for this dataset's labels or regions (without deep supervision).
+class LossRecipe(Protocol):
+    """What a HECKTOR trainer's ``loss_recipe`` is: settings that build the loss for a dataset."""
 
-    Parameters
-    ----------
-    name : {"dice_ce", "dice_ce_focal", "tversky", "focal_tversky"}
-        ``dice_ce`` is nnU-Net's default (``dice_ce`` itself); the others add a focal term to it or
-        replace Dice by (focal-)Tversky weighted toward recall (``tversky_beta > tversky_alpha``);
-        each keeps cross-entropy for stable early training.
-    label_manager : LabelManager
-        Decides softmax/labels vs sigmoid/regions.
-    dice_ce : nn.Module
-        nnU-Net's Dice + CE (Dice + BCE for regions) for this dataset, without deep supervision.
-    batch_dice : bool
-        From the plans configuration.
-    focal_gamma : float
-        Focusing exponent of the focal term.
-    focal_alpha : sequence of float, optional
-        Per-class weights of the focal term (``dice_ce_focal`` only), one per output channel.
-    tversky_alpha, tversky_beta, focal_tversky_exponent : float
-        Weights of false positives and negatives, and the focal-Tversky exponent.
+    def build(self, dice_ce: nn.Module, label_manager: LabelManager, batch_dice: bool) -> nn.Module:
+        """The loss (without deep supervision) for this dataset's labels or regions.
 
-    Raises
-    ------
-    NotImplementedError
-        For the HECKTOR losses on datasets with an ignore label (HECKTOR has none; nnU-Net's masking
-        is not reproduced).
-    ValueError
-        For an unknown name.
-    """
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; choose one of {LOSSES}")
-    if name == "dice_ce":
-        return dice_ce
+        Parameters
+        ----------
+        dice_ce : nn.Module
+            nnU-Net's Dice + CE (Dice + BCE for regions) for this dataset, without deep supervision.
+        label_manager : LabelManager
+            Decides softmax/labels vs sigmoid/regions.
+        batch_dice : bool
+            From the plans configuration.
+        """
+
+
+def _refuse_ignore_label(recipe: object, label_manager: LabelManager) -> None:
     if label_manager.has_ignore_label:
         raise NotImplementedError(
-            f"loss {name!r} does not support an ignore label (dataset has ignore label "
+            f"loss {recipe} does not support an ignore label (dataset has ignore label "
             f"{label_manager.ignore_label}); use nnU-Net's default trainer for partially annotated data")
-    regions = label_manager.has_regions
-    if name == "dice_ce_focal":
-        return SumOfLosses([(1.0, dice_ce), (1.0, FocalLoss(focal_gamma, regions=regions, alpha=focal_alpha))])
-    exponent = 1.0 if name == "tversky" else focal_tversky_exponent
-    tversky = TverskyLoss(tversky_alpha, tversky_beta, exponent, regions=regions, batch_dice=batch_dice)
-    return SumOfLosses([(1.0, tversky), (1.0, _RegionBCE() if regions else _LabelCE())])
 
+
+@dataclass(frozen=True)
+class DiceCEFocal:
+    """nnU-Net's Dice + CE plus a focal term (:class:`FocalLoss`), weight 1 each.
+
+    Attributes
+    ----------
+    gamma : float
+        Focusing exponent of the focal term.
+    class_weights : tuple of float, optional
+        Per-output-channel weights of the focal term (e.g. to make the rare lymph nodes' voxels count
+        more); None weighs every class 1.
+    """
+
+    gamma: float = 2.0
+    class_weights: tuple[float, ...] | None = None
+
+    def build(self, dice_ce: nn.Module, label_manager: LabelManager, batch_dice: bool) -> nn.Module:
+        """:class:`SumOfLosses` of ``dice_ce`` and the focal term (see :class:`LossRecipe`).
+
+        Raises
+        ------
+        NotImplementedError
+            For a dataset with an ignore label (HECKTOR has none; nnU-Net's masking is not reproduced).
+        """
+        _refuse_ignore_label(self, label_manager)
+        focal = FocalLoss(self.gamma, regions=label_manager.has_regions, alpha=self.class_weights)
+        return SumOfLosses([(1.0, dice_ce), (1.0, focal)])
+
+
+@dataclass(frozen=True)
+class TverskyCE:
+    """(Focal-)Tversky + CE (BCE for regions) instead of nnU-Net's Dice + CE, weight 1 each.
+
+    Cross-entropy is kept for stable early training; ``beta > alpha`` weighs recall over precision.
+
+    Attributes
+    ----------
+    alpha, beta : float
+        Tversky weights of false positives and false negatives.
+    exponent : float
+        1 for plain Tversky, < 1 for focal-Tversky (:class:`TverskyLoss`).
+    """
+
+    alpha: float = 0.3
+    beta: float = 0.7
+    exponent: float = 1.0
+
+    def build(self, dice_ce: nn.Module, label_manager: LabelManager, batch_dice: bool) -> nn.Module:
+        """:class:`SumOfLosses` of :class:`TverskyLoss` and cross-entropy; ``dice_ce`` is replaced, not used.
+
+        Raises
+        ------
+        NotImplementedError
+            For a dataset with an ignore label.
+        """
+        _refuse_ignore_label(self, label_manager)
+        regions = label_manager.has_regions
+        tversky = TverskyLoss(self.alpha, self.beta, self.exponent, regions=regions, batch_dice=batch_dice)
+        return SumOfLosses([(1.0, tversky), (1.0, _RegionBCE() if regions else _LabelCE())])

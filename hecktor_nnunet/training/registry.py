@@ -1,30 +1,28 @@
-"""Every advertised HECKTOR trainer, read from the trainer classes themselves.
+"""Every advertised HECKTOR trainer, read from the trainer classes themselves, and the trainers' roles.
 
-A class in ``trainers/`` is advertised when its own body says on which ``axis`` it varies nnU-Net,
-``what`` it changes and ``why`` (:class:`~hecktor_nnunet.training.base_trainer.HecktorTrainer`);
-``what`` is filled in with the class's settings, so the table shows the numbers the trainer runs
-with. ``hecktor-nnunet trainers``, the trainer table in ``docs/`` (``python benchmarks/tables.py``)
-and the training tests use this list. Importing this module is cheap: the trainers (and with them
-nnU-Net and torch) are imported when the list is first asked for.
+The advertised trainers are the classes of :mod:`hecktor_nnunet.training.variants`, each saying in its
+own body on which ``axis`` it varies nnU-Net, ``what`` it changes and ``why``
+(:class:`~hecktor_nnunet.training.base_trainer.HecktorTrainer`); ``what`` is filled in with the class's
+settings, so the table shows the numbers the trainer runs with. ``hecktor-nnunet trainers``, the trainer
+table in ``docs/`` (``python benchmarks/tables.py``), the ``trainers/`` folder nnU-Net searches and the
+tests use this list. The roles (:data:`RECOMMENDED`, :data:`DEMO_TRAINER`, :data:`TINY_TRAINER`) are
+named here only; everything else imports them. Importing this module is cheap: the trainers (and with
+them nnU-Net and torch) are imported when the list is first asked for.
 """
 
 from __future__ import annotations
 
-import importlib
 import importlib.util
-import pkgutil
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-# the installed ``hecktor_nnunet.trainers`` package (the repository's ``trainers/`` in an editable install)
+#: the folder for ``nnUNet_extTrainer``: the installed ``hecktor_nnunet.trainers`` package (the
+#: repository's ``trainers/`` in an editable install)
 TRAINERS_DIR = Path(importlib.util.find_spec("hecktor_nnunet.trainers").origin).resolve().parent
 RECOMMENDED = "nnUNetTrainerHecktorFocalPETAug"
 TINY_TRAINER = "nnUNetTrainerHecktorTinyCPUDebug"
 DEMO_TRAINER = "nnUNetTrainerHecktorDemoCPU"
-#: the trainer modules in table order (one axis each; combinations after their parts)
-MODULES = ("hecktor_trainers_loss", "hecktor_trainers_augmentation", "hecktor_trainers_sampling",
-           "hecktor_trainers_combined", "hecktor_trainers_length", "hecktor_trainers_architecture")
 
 
 @dataclass(frozen=True)
@@ -38,25 +36,12 @@ class TrainerInfo:
 
 
 def trainer_classes() -> list[type]:
-    """The HECKTOR trainer classes defined in ``trainers/``, module by module (:data:`MODULES`), in source order.
-
-    Raises
-    ------
-    ValueError
-        A module of the folder missing from :data:`MODULES`, or one of :data:`MODULES` missing from the folder.
-    """
+    """The advertised trainer classes: those defined in :mod:`hecktor_nnunet.training.variants`, in source order."""
+    from hecktor_nnunet.training import variants
     from hecktor_nnunet.training.base_trainer import HecktorTrainer
 
-    found = {m.name for m in pkgutil.iter_modules([str(TRAINERS_DIR)])}
-    if found != set(MODULES):
-        raise ValueError(f"trainer modules in {TRAINERS_DIR} ({sorted(found)}) differ from the registry's "
-                         f"MODULES ({sorted(MODULES)})")
-    classes = []
-    for name in MODULES:
-        module = importlib.import_module(f"hecktor_nnunet.trainers.{name}")
-        classes += [c for c in vars(module).values()
-                    if isinstance(c, type) and c.__module__ == module.__name__ and issubclass(c, HecktorTrainer)]
-    return classes
+    return [c for c in vars(variants).values()
+            if isinstance(c, type) and issubclass(c, HecktorTrainer) and c.__module__ == variants.__name__]
 
 
 def describe(cls: type) -> TrainerInfo:

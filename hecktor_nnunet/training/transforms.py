@@ -5,13 +5,15 @@ transforms do: the sample tensors belong to the pipeline); CT and the segmentati
 unchanged, and nothing is copied but the PET channel where it is resampled. They draw their
 random numbers from a generator of their own (:class:`OwnRandom`), not from nnU-Net's. They work on
 one sample ``(C, X, Y[, Z])`` after nnU-Net's spatial transform, so they see the final patch and its
-voxel spacing (mm, in nnU-Net's axis order).
+voxel spacing (mm, in nnU-Net's axis order). A trainer states what it draws with the settings
+:class:`PETMisregistration` and :class:`PETIntensity`, which build the transforms for its dataset.
 """
 
 from __future__ import annotations
 
 import math
 import os
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
@@ -373,6 +375,50 @@ class PETIntensityTransform(ImageOnlyTransform):
         else:
             pet.mul_(params["scale"])
         return img
+
+
+@dataclass(frozen=True)
+class PETMisregistration:
+    """A trainer's PET misregistration: the settings of its :class:`PETMisregistrationTransform`.
+
+    Attributes
+    ----------
+    max_shift_mm, max_rotation_deg : float
+        Largest shift (mm) and rotation (degrees) per axis.
+    p : float
+        Share of patches moved (not every patient moves).
+    """
+
+    max_shift_mm: float = 4.0
+    max_rotation_deg: float = 3.0
+    p: float = 0.5
+
+    def transform(self, pet_channel: int, spacing: Sequence[float]) -> PETMisregistrationTransform:
+        """The transform for a dataset's PET channel and patch spacing (mm)."""
+        return PETMisregistrationTransform(pet_channel, spacing, self.max_shift_mm, self.max_rotation_deg, p=self.p)
+
+
+@dataclass(frozen=True)
+class PETIntensity:
+    """A trainer's PET intensity variation: the settings of its :class:`PETIntensityTransform`.
+
+    Attributes
+    ----------
+    scale_range : (float, float)
+        Global multiplier range.
+    blur_sigma_mm : (float, float)
+        Gaussian sigma range (mm) of the blur.
+    p_blur : float
+        Share of patches blurred.
+    """
+
+    scale_range: tuple[float, float] = (0.8, 1.25)
+    blur_sigma_mm: tuple[float, float] = (0.5, 3.0)
+    p_blur: float = 0.3
+
+    def transform(self, pet_channel: int, spacing: Sequence[float]) -> PETIntensityTransform:
+        """The transform for a dataset's PET channel and patch spacing (mm)."""
+        return PETIntensityTransform(pet_channel, spacing, self.scale_range, self.blur_sigma_mm, self.p_blur)
 
 
 def _spatial_index(transforms: list) -> int:

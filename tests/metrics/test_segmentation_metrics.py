@@ -6,7 +6,8 @@ import pytest
 import SimpleITK as sitk
 
 from hecktor_nnunet.metrics.segmentation import (aggregated_dice, aggregated_f1, borda_ranking, dice, hd95,
-                                                 hd95_status, match_lesions, mean_dice, patient_metrics)
+                                                 hd95_status, headline_metrics, match_lesions, mean_dice,
+                                                 patient_metrics, voxel_volume_ml)
 
 
 def _blobs(seed, shape=(20, 30, 30)):
@@ -72,6 +73,26 @@ def test_aggregated_dice_equals_direct_sum():
                           [r["gtvn_pred_ml"] for r in rows])
     assert got == pytest.approx(num / den, rel=1e-12)
     assert aggregated_dice([0, 0], [0, 0], [0, 0]) == 1.0
+
+
+def test_headline_metrics_of_per_patient_rows_by_hand():
+    a = np.zeros((6, 6, 6), np.uint8)
+    a[1:3, 1:3, 1:3] = 1                       # GTVp, 8 voxels
+    a[4:6, 4:6, 4:6] = 2                       # one node, 8 voxels
+    b = a.copy()
+    b[1, 1:3, 1:3] = 0                         # GTVp: 4 of 8 found
+    b[4:6, 4:6, 0:2] = 2                       # a false-positive node
+    empty = np.zeros_like(a)
+    rows = pd.DataFrame([patient_metrics(a, b, (2.0, 1.0, 1.0)), patient_metrics(empty, empty, (1.0, 1.0, 1.0))])
+    assert voxel_volume_ml((2.0, 1.0, 1.0)) == 0.002
+    h = headline_metrics(rows)
+    assert h["gtvp_dice_mean"] == pytest.approx((2 * 4 / 12 + 0.0) / 2)   # the empty patient counts 0
+    assert headline_metrics(rows, "exclude")["gtvp_dice_mean"] == pytest.approx(2 * 4 / 12)
+    assert h["gtvn_dsc_agg"] == pytest.approx(2 * 8 / 24)                 # volumes in mL, one spacing here
+    assert h["gtvn_f1_agg"] == pytest.approx(2 * 1 / (2 + 1 + 0))
+    assert headline_metrics({k: list(rows[k]) for k in rows}) == h          # a dict of columns works too
+    with pytest.raises(ValueError, match="spacing"):
+        voxel_volume_ml((1.0, 0.0, 1.0))
 
 
 @pytest.mark.parametrize("axis,k,spacing", [(0, 2, (3.0, 0.8, 0.8)), (2, 3, (3.0, 1.0, 0.5)), (1, 1, (2.0, 1.5, 1.0))])

@@ -14,7 +14,10 @@ from nnunetv2.training.loss.compound_losses import DC_and_BCE_loss, DC_and_CE_lo
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from hecktor_nnunet.training.losses import LOSSES, FocalLoss, TverskyLoss, build_loss
+from hecktor_nnunet.training.losses import DiceCEFocal, FocalLoss, TverskyCE, TverskyLoss
+
+#: every recipe a trainer uses (focal; Tversky; focal-Tversky), by test id
+RECIPES = {"focal": DiceCEFocal(), "tversky": TverskyCE(), "focal_tversky": TverskyCE(exponent=0.75)}
 
 LABELS = LabelManager({"background": 0, "GTVp": 1, "GTVn": 2}, None)
 REGIONS = LabelManager({"background": 0, "GTV": [1, 2], "GTVn": [2], "GTVp": [1]}, [1, 2, 1])
@@ -32,12 +35,12 @@ def _regions(t: torch.Tensor) -> torch.Tensor:
 
 
 def _build(name: str, manager: LabelManager, batch_dice: bool = False):
-    """``build_loss`` around nnU-Net's own Dice + CE: ``nnUNetTrainer._build_loss`` run on the few settings it reads."""
+    """A recipe's loss around nnU-Net's own Dice + CE (``nnUNetTrainer._build_loss`` on the few settings it reads)."""
     state = SimpleNamespace(label_manager=manager, configuration_manager=SimpleNamespace(batch_dice=batch_dice),
                             is_ddp=False, _do_i_compile=lambda: False, enable_deep_supervision=False)
     dice_ce = nnUNetTrainer._build_loss(state)
     assert isinstance(dice_ce, DC_and_BCE_loss if manager.has_regions else DC_and_CE_loss)
-    return build_loss(name, manager, dice_ce=dice_ce, batch_dice=batch_dice)
+    return RECIPES[name].build(dice_ce, manager, batch_dice=batch_dice)
 
 
 def test_focal_equals_ce_at_gamma_zero_and_downweights_easy_voxels():
@@ -75,7 +78,7 @@ def test_tversky_penalises_false_negatives_more_than_false_positives():
 
 
 @pytest.mark.parametrize("manager", [LABELS, REGIONS], ids=["labels", "regions"])
-@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("name", RECIPES)
 def test_loss_decreases_on_fixed_batch(name, manager):
     torch.manual_seed(0)
     t = _target()
@@ -97,7 +100,7 @@ def test_loss_decreases_on_fixed_batch(name, manager):
     assert losses[-1] < 0.7 * losses[0]
 
 
-@pytest.mark.parametrize("name", LOSSES)
+@pytest.mark.parametrize("name", RECIPES)
 def test_deep_supervision_wrapper_shapes_and_weights(name):
     t = _target((2, 1, 16, 16, 16))
     targets = [t, t[:, :, ::2, ::2, ::2], t[:, :, ::4, ::4, ::4], t[:, :, ::8, ::8, ::8]]
@@ -108,12 +111,20 @@ def test_deep_supervision_wrapper_shapes_and_weights(name):
     assert outputs[0].grad.abs().sum() > 0 and outputs[3].grad is None  # lowest level weighted 0
 
 
-def test_ignore_label_raises_clear_error():
+@pytest.mark.parametrize("name", RECIPES)
+def test_ignore_label_raises_clear_error(name):
     manager = LabelManager({"background": 0, "GTVp": 1, "GTVn": 2, "ignore": 3}, None)
-    with pytest.raises(NotImplementedError, match="ignore label"):
-        build_loss("dice_ce_focal", manager, dice_ce=torch.nn.Identity(), batch_dice=False)
-    with pytest.raises(ValueError, match="unknown loss"):
-        build_loss("dice", LABELS, dice_ce=torch.nn.Identity(), batch_dice=False)
+    with pytest.raises(NotImplementedError, match=r"loss .*\(.*\) does not support an ignore label"):
+        RECIPES[name].build(torch.nn.Identity(), manager, batch_dice=False)
+
+
+def test_recipes_build_the_settings_they_hold():
+    focal = DiceCEFocal(gamma=3.0, class_weights=(1.0, 1.0, 50.0)).build(torch.nn.Identity(), LABELS, batch_dice=False)
+    term = focal.terms[1]
+    assert isinstance(focal.terms[0], torch.nn.Identity) and term.gamma == 3.0 and term.alpha.tolist() == [1, 1, 50]
+    tversky = TverskyCE(0.2, 0.8, 0.75).build(torch.nn.Identity(), REGIONS, batch_dice=True).terms[0]
+    assert (tversky.alpha, tversky.beta, tversky.exponent, tversky.regions, tversky.batch_dice) == (0.2, 0.8, 0.75,
+                                                                                                   True, True)
 
 
 def test_focal_class_weights_scale_each_voxel_by_its_true_class():

@@ -166,4 +166,4 @@ def test_hecktor_losses_wrap_nnunets_dice_ce_with_nnunets_weights(in_process_env
     stock = nnUNetTrainer._build_loss(t)
     assert isinstance(t.loss, DeepSupervisionWrapper) and t.loss.weight_factors == stock.weight_factors
     dice_ce, focal = t.loss.loss.terms
-    assert isinstance(dice_ce, DC_and_CE_loss) and isinstance(focal, FocalLoss) and focal.gamma == t.focal_gamma
+    assert isinstance(dice_ce, DC_and_CE_loss) and isinstance(focal, FocalLoss) and focal.gamma == t.loss_recipe.gamma

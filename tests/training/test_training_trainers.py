@@ -1,4 +1,5 @@
-"""Every advertised trainer: listed, found by name through nnUNet_extTrainer, trained by nnUNetv2_train."""
+"""Every advertised trainer: listed, found by name through nnUNet_extTrainer as the very class the package
+defines, combined only when its parents agree, trained by nnUNetv2_train."""
 
 from __future__ import annotations
 
@@ -16,20 +17,12 @@ from hecktor_nnunet.training.registry import (DEMO_TRAINER, RECOMMENDED, TINY_TR
 ALL = trainer_names()
 
 
-def _classes_in_trainers_folder() -> set[str]:
-    import importlib
-    import pkgutil
-
-    names = set()
-    for mod in pkgutil.iter_modules([str(TRAINERS_DIR)]):
-        m = importlib.import_module(f"hecktor_nnunet.trainers.{mod.name}")
-        names |= {n for n, c in inspect.getmembers(m, inspect.isclass)
-                  if c.__module__ == m.__name__ and issubclass(c, HecktorTrainer)}
-    return names
-
-
 def test_registry_is_read_from_the_trainer_classes():
-    assert set(ALL) == _classes_in_trainers_folder()
+    from hecktor_nnunet.training import variants
+
+    defined = {n for n, c in inspect.getmembers(variants, inspect.isclass)
+               if c.__module__ == variants.__name__ and issubclass(c, HecktorTrainer)}
+    assert set(ALL) == defined
     assert len(ALL) == len(set(ALL))
     assert RECOMMENDED in ALL and TINY_TRAINER in ALL and DEMO_TRAINER in ALL
     assert all(n.startswith("nnUNetTrainerHecktor") for n in ALL)
@@ -41,7 +34,7 @@ def test_registry_is_read_from_the_trainer_classes():
 
 
 def test_what_shows_the_numbers_the_trainer_runs_with():
-    from hecktor_nnunet.trainers.hecktor_trainers_sampling import nnUNetTrainerHecktorNodeSampling
+    from hecktor_nnunet.training.variants import nnUNetTrainerHecktorNodeSampling
 
     class Half(nnUNetTrainerHecktorNodeSampling):
         axis, what, why = "sampling", nnUNetTrainerHecktorNodeSampling.what, "a test"
@@ -64,22 +57,31 @@ def test_trainer_modules_have_distinctive_names_and_import_cheaply():
     import pkgutil
 
     mods = [m.name for m in pkgutil.iter_modules([str(TRAINERS_DIR)])]
-    assert mods and all(m.startswith("hecktor_trainers_") for m in mods)
+    assert mods and all(m.startswith("hecktor_trainers") for m in mods)
     # importing the trainers folder must not pull MONAI (imported only when SegResNet is built)
-    code = ("import sys; sys.path.insert(0, %r); import hecktor_trainers_architecture, hecktor_trainers_length; "
-            "print('monai' in sys.modules)" % str(TRAINERS_DIR))
+    code = ("import sys; sys.path.insert(0, %r); import %s; print('monai' in sys.modules)"
+            % (str(TRAINERS_DIR), ", ".join(mods)))
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("name", ALL)
-def test_found_by_name_through_ext_trainer(name, monkeypatch):
+def test_ext_trainer_lookups_and_imports_give_the_same_class_object(monkeypatch):
+    """nnU-Net imports the trainers folder by bare module names and drops them after each lookup."""
+    import importlib
+
+    from nnunetv2.utilities.find_class_by_name import recursive_find_python_class
     from nnunetv2.utilities.find_objects import recursive_find_trainer_class_by_name
 
     monkeypatch.setenv("nnUNet_extTrainer", str(TRAINERS_DIR))
-    cls = recursive_find_trainer_class_by_name(name)
-    assert cls.__name__ == name and issubclass(cls, HecktorTrainer)
-    assert "build_network_architecture" in dir(cls)
+    door = importlib.import_module("hecktor_nnunet.trainers.hecktor_trainers")
+    for cls in trainer_classes():
+        name = cls.__name__
+        first = recursive_find_trainer_class_by_name(name)          # as nnUNetv2_train and the predictor call it
+        again = recursive_find_trainer_class_by_name(name)
+        direct = recursive_find_python_class(str(TRAINERS_DIR), name, None, base_folder=str(TRAINERS_DIR),
+                                             cleanup_imports_from_base_folder=True)
+        assert first is again is direct is cls is getattr(door, name), name
+        assert issubclass(cls, HecktorTrainer) and "build_network_architecture" in dir(cls)
 
 
 def test_builtin_names_are_not_reused():
@@ -90,19 +92,74 @@ def test_builtin_names_are_not_reused():
     assert not [n for n in ALL if f"class {n}(" in builtin]
 
 
-def test_combinations_inherit_switches():
-    sys.path.insert(0, str(TRAINERS_DIR))
-    try:
-        from hecktor_trainers_architecture import nnUNetTrainerHecktorSegResNetFocalPETAug as SR
-        from hecktor_trainers_combined import nnUNetTrainerHecktorFocalTverskyPETAugNodes as FT
-        from hecktor_trainers_length import nnUNetTrainerHecktorFocalPETAug_250epochs as E250
-    finally:
-        sys.path.remove(str(TRAINERS_DIR))
-    assert (FT.loss_name, FT.pet_misregistration, FT.pet_intensity, FT.lymph_node_share) == \
-        ("focal_tversky", True, True, 0.33)
-    assert (E250.training_schedule.epochs, E250.loss_name, E250.pet_intensity) == (250, "dice_ce_focal", True)
-    assert (SR.loss_name, SR.pet_misregistration) == ("dice_ce_focal", True)
-    assert SR.build_network_architecture is not HecktorTrainer.build_network_architecture
+def test_combinations_inherit_each_parents_behaviour():
+    from hecktor_nnunet.training.behaviours import HecktorSegResNet
+    from hecktor_nnunet.training.losses import DiceCEFocal, TverskyCE
+    from hecktor_nnunet.training.transforms import PETIntensity, PETMisregistration
+    from hecktor_nnunet.training.variants import (nnUNetTrainerHecktorFocalPETAug_250epochs as E250,
+                                                  nnUNetTrainerHecktorFocalTverskyPETAugNodes as FT,
+                                                  nnUNetTrainerHecktorSegResNetFocalPETAug as SR)
+
+    assert (FT.loss_recipe, FT.pet_misregistration, FT.pet_intensity, FT.lymph_node_share) == \
+        (TverskyCE(exponent=0.75), PETMisregistration(), PETIntensity(), 0.33)
+    assert (E250.training_schedule.epochs, E250.loss_recipe, E250.pet_intensity) == (250, DiceCEFocal(), PETIntensity())
+    assert (SR.loss_recipe, SR.pet_misregistration) == (DiceCEFocal(), PETMisregistration())
+    assert SR.build_network_architecture is HecktorSegResNet.build_network_architecture
+
+
+def _hook_owners(cls: type) -> dict[str, type]:
+    """The class of ``cls``'s MRO that defines each of nnU-Net's trainer methods ``cls`` overrides."""
+    from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+    hooks = [n for n in vars(nnUNetTrainer) if not n.startswith("__")]
+    owners = {n: next(k for k in cls.__mro__ if n in vars(k)) for n in hooks}
+    return {n: k for n, k in owners.items() if k is not nnUNetTrainer}
+
+
+def test_each_behaviour_lives_in_one_class():
+    from hecktor_nnunet.training import behaviours
+
+    owners: dict[str, set[type]] = {}
+    for cls in trainer_classes():
+        for hook, owner in _hook_owners(cls).items():
+            assert owner.__module__ == behaviours.__name__, (cls, hook, owner)   # never a trainer's own body
+            owners.setdefault(hook, set()).add(owner)
+    assert {h: [k.__name__ for k in o] for h, o in owners.items()} == {h: [k] for h, k in {
+        "_build_loss": "HecktorLoss", "get_training_transforms": "HecktorPETAugmentation",
+        "configure_rotation_dummyDA_mirroring_and_inital_patch_size": "HecktorMirroring",
+        "get_dataloaders": "HecktorNodeSampling", "build_network_architecture": "HecktorSegResNet",
+        "set_deep_supervision_enabled": "HecktorSegResNet"}.items()}   # one owner per hook
+
+
+@pytest.mark.parametrize("parents,attribute", [
+    (("nnUNetTrainerHecktorFocal", "nnUNetTrainerHecktorTversky"), "loss_recipe"),
+    (("nnUNetTrainerHecktorFocalPETAug_250epochs", "nnUNetTrainerHecktorFocalPETAug_500epochs"), "training_schedule"),
+    (("nnUNetTrainerHecktorDemoCPU", "nnUNetTrainerHecktorFocalPETAug"), "loss_recipe"),
+    (("nnUNetTrainerHecktorSegResNetFocalPETAug", "nnUNetTrainerHecktorFocalTverskyPETAugNodes"), "loss_recipe"),
+])
+def test_a_combination_whose_parents_set_the_same_thing_is_refused_at_class_creation(parents, attribute):
+    from hecktor_nnunet.training import variants
+
+    bases = tuple(getattr(variants, p) for p in parents)
+    with pytest.raises(TypeError, match=rf"parents {parents[0]} and {parents[1]} both set '{attribute}'"):
+        type("Both", bases, {})
+    chosen = type("Chosen", bases, {attribute: getattr(bases[1], attribute)})   # its own body decides
+    assert getattr(chosen, attribute) == getattr(bases[1], attribute)
+
+
+def test_parents_that_set_different_things_or_override_on_purpose_combine():
+    from hecktor_nnunet.training import variants
+
+    class MirroredRecipe(variants.nnUNetTrainerHecktorMirrorLR, variants.nnUNetTrainerHecktorFocalPETAug):
+        pass
+
+    assert MirroredRecipe.mirror_left_right_only
+    assert MirroredRecipe.loss_recipe == variants.nnUNetTrainerHecktorFocal.loss_recipe
+
+    class Longer(variants.nnUNetTrainerHecktorFocalPETAug_250epochs, variants.nnUNetTrainerHecktorPETAug):
+        pass  # PETAug's settings are the ones the recommended trainer inherits: no conflict
+
+    assert Longer.training_schedule.epochs == 250
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 
 from dataclasses import replace
 
-from hecktor_nnunet.trainers.hecktor_trainers_length import nnUNetTrainerHecktorDemoCPU
+from hecktor_nnunet.training.variants import nnUNetTrainerHecktorDemoCPU
 
 
 class nnUNetTrainerHecktorDemoCPU_200its(nnUNetTrainerHecktorDemoCPU):
