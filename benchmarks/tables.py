@@ -160,6 +160,32 @@ def prognosis_models() -> str:
     return "\n".join(out).rstrip()
 
 
+def prognosis_deep() -> str:
+    """The deep model beside radiomics, clinical-only and the ablations, both tasks (benchmarks/prognosis_deep.py)."""
+    r = _load("prognosis_deep")
+    rfs, hpv = r["tasks"]["rfs"], r["tasks"]["hpv"]
+    by_model = {row["model"]: row for row in hpv["rows"]}
+
+    def cell(row: dict | None) -> str:
+        if row is None:
+            return ""
+        return f"{row['score']:.3f} ({row['ci95'][0]:.3f}-{row['ci95'][1]:.3f})"
+
+    rows = []
+    for row in rfs["rows"]:
+        h = by_model.get(row["model"]) or next((x for x in hpv["rows"] if x["model"].split(" (")[0]
+                                                == row["model"].split(" (")[0]), None)
+        rows.append([row["model"], cell(row), cell(h), f"{h['auc']:.3f}" if h else "",
+                     f"{row['seconds_per_fit']:.1f} / {h['seconds_per_fit']:.1f}" if h else ""])
+    rows.append(["oracle (the planted truth)", f"{rfs['oracle']:.3f}", f"{hpv['oracle']:.3f}", "", ""])
+    head = (f"{r['machine']}, {r['date']}; {r['patients']} patients, {r['masks']} masks, 5 centre-stratified folds x "
+            f"{r['repeats']}; mean of the fold metrics (95% bootstrap interval of the pooled out-of-fold predictions):")
+    return "\n".join([head, ""] + _table(
+        ["model", f"RFS C-index ({rfs['n_patients']} patients, {rfs['n_events']} relapses)",
+         f"HPV balanced accuracy ({hpv['n_patients']}, {hpv['n_positive']} positive)", "HPV AUC",
+         "seconds per fit (rfs / hpv)"], rows))
+
+
 def _augmentation_rows(run: dict) -> list[list[object]]:
     stock = next(x for x in run["results"] if x["trainer"] == "nnUNetTrainer")
     rows = []
@@ -245,7 +271,7 @@ def gpu_check() -> str:
 
 TABLES: dict[str, Callable[[], str]] = {
     "trainers": trainers, "convert": convert, "evaluate": evaluate, "radiomics": radiomics,
-    "prognosis_training": prognosis_training, "prognosis_models": prognosis_models,
+    "prognosis_training": prognosis_training, "prognosis_models": prognosis_models, "prognosis_deep": prognosis_deep,
     "augmentation_tiny": augmentation_tiny,
     "augmentation_small": augmentation_small,
     "inference": inference, "demo_design": demo_design, "gpu_check": gpu_check,

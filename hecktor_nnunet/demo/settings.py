@@ -18,7 +18,7 @@ CONFIGURATION = "3d_fullres"
 FOLD = 0
 MARKERS = ".demo"
 #: Where the prognosis features come from, in the order of the comparison table.
-MASK_SOURCES = ("predicted", "true", "clinical", "oracle")
+MASK_SOURCES = ("predicted", "deep", "true", "clinical", "oracle")
 
 
 @dataclass(frozen=True)

@@ -201,6 +201,22 @@ def _prognosis(r: StepContext) -> None:
             r.command("hecktor-prognosis", "predict", "--model-dir", out / "model", *inputs,
                       "--clinical", r.paths.heldout / "clinical_inputs.csv", "-o", out / "heldout_predictions.csv",
                       log_name="prognosis")
+    _deep_prognosis(r)
+
+
+def _deep_prognosis(r: StepContext) -> None:
+    """The image network on the predicted masks (crops cached once for both tasks), scored on the same patients."""
+    s, folder = r.settings, r.paths.prognosis_of("deep")
+    images = ["--release", r.paths.release, "--masks", r.paths.predictions, "--cache", folder / "crops",
+              "-np", s.workers]
+    for task in ("rfs", "hpv"):
+        out = folder / task
+        # an empty predicted mask is cropped at the image centre (recorded in the model), so every patient is scored
+        r.command("hecktor-prognosis", "train", task, "--model", "deep", *images, "--clinical", r.paths.train_clinical,
+                  "--empty-mask", "centre", "--seed", s.seed, "--no-cv", "-o", out / "model", log_name="prognosis")
+        r.command("hecktor-prognosis", "predict", "--model-dir", out / "model", *images,
+                  "--clinical", r.paths.heldout / "clinical_inputs.csv", "-o", out / "heldout_predictions.csv",
+                  log_name="prognosis")
 
 
 def _oracle_predictions(paths: DemoPaths, held: list[str]) -> None:
@@ -261,7 +277,7 @@ STEPS: tuple[Step, ...] = (
     Step("radiomics", "PET/CT radiomics of the predicted and of the true masks (hecktor-radiomics, demo params)",
          _radiomics, lambda p: [p.features.parent, p.features_true.parent]),
     Step("prognosis", "RFS and HPV: every model family compared on the predicted masks' features, then models "
-         "from predicted masks, true masks and clinical data alone (hecktor-prognosis)",
+         "from predicted masks, true masks, clinical data alone and a network on the PET/CT crops (hecktor-prognosis)",
          _prognosis, lambda p: [p.prognosis_of(s) for s in MASK_SOURCES]),
     Step("evaluate_prognosis", "RFS C-index and HPV balanced accuracy on the held-out patients (hecktor-evaluate)",
          _evaluate_prognosis, lambda p: [p.eval_of(t, s) for s in MASK_SOURCES for t in ("rfs", "hpv")]

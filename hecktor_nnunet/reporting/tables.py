@@ -29,7 +29,8 @@ FEW_NOTE = f"n < {FEW_PATIENTS}"
 FEW_EXPLAINED = (f"{FEW_NOTE}: fewer than {FEW_PATIENTS} patients in the centre; its figures are too unstable "
                  "to compare centres by.")
 #: How the comparison table names each source of the prognosis features.
-SOURCE_TITLES = {"predicted": "predicted masks (this network)", "true": "true masks",
+SOURCE_TITLES = {"predicted": "predicted masks (this network)",
+                 "deep": "network on PET/CT crops (predicted masks)", "true": "true masks",
                  "clinical": "clinical variables only", "oracle": "oracle (the planted risk / HPV probability)"}
 
 
