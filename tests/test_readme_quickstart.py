@@ -5,7 +5,8 @@ README.md and changed only where a 2-core CPU test must differ from a GPU run on
 (``SUBSTITUTIONS``): the release becomes a ``hecktor-synth`` release (48 labelled + 4 unlabelled
 patients, tiny), the nnU-Net folders and the split temporary ones, the trainer
 ``nnUNetTrainerHecktorTinyCPUDebug`` (2 epochs x 2 iterations, NOT a real model), 2 folds instead of
-5, the CPU, two processes. Every line runs for real, as one bash script, in order: hecktor-split,
+5, the CPU, two processes, and the demo's radiomics params (first-order features: on the untrained
+network's fragmented masks PyRadiomics' shape features take minutes a patient). Every line runs for real, as one bash script, in order: hecktor-split,
 convert, plan and preprocess, train, post-processing selection, predict, evaluate seg, cv-masks,
 radiomics, prognosis compare / train / predict, evaluate rfs and hpv, and the report.
 """
@@ -26,7 +27,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 BEGIN, END = "<!-- quickstart:begin -->", "<!-- quickstart:end -->"
-#: (README text, test text), applied in this order; {release}, {nnunet} and {split} are filled in
+#: (README text, test text), applied in this order; {release}, {nnunet}, {split} and {params} are filled in
 SUBSTITUTIONS = [
     ("/data/nnUNet_", "{nnunet}/nnUNet_"),
     ("/data/hecktor2025_training", "{release}"),
@@ -38,6 +39,9 @@ SUBSTITUTIONS = [
     ("-np 16", "-np 2"),
     ("--npz;", "--npz -device cpu;"),
     ("hecktor-predict -i", "hecktor-predict -device cpu -i"),
+    # the untrained network's masks are fragmented, and PyRadiomics' shape diameters cost O(vertices^2) on
+    # them (minutes a patient): the demo's params (first-order features at 4 mm), as make demo does
+    ("hecktor-radiomics ", "hecktor-radiomics --params-pet {params}/demo_pet.yaml --params-ct {params}/demo_ct.yaml "),
 ]
 STAGES = ["hecktor-nnunet env", "hecktor-split", "hecktor-convert", "nnUNetv2_plan_and_preprocess", "nnUNetv2_train",
           "hecktor-nnunet postprocess-select", "hecktor-predict", "hecktor-evaluate seg", "hecktor-nnunet cv-masks",
@@ -54,9 +58,9 @@ def quickstart_lines() -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def substitute(line: str, release: Path, nnunet: Path, split: Path) -> str:
+def substitute(line: str, release: Path, nnunet: Path, split: Path, params: Path) -> str:
     for old, new in SUBSTITUTIONS:
-        line = line.replace(old, new.format(release=release, nnunet=nnunet, split=split))
+        line = line.replace(old, new.format(release=release, nnunet=nnunet, split=split, params=params))
     return line
 
 
@@ -85,7 +89,12 @@ def test_readme_quickstart_runs_on_a_synthetic_release(tmp_path):
     subprocess.run([BIN / "hecktor-synth", release, "-n", "48", "--size", "tiny", "--seed", "3", "--unlabelled", "4",
                     "--quiet"], check=True, timeout=300)
 
-    lines = [substitute(line, release, nnunet, split) for line in quickstart_lines()]
+    from hecktor_nnunet.demo.steps import write_demo_params
+
+    params = tmp_path / "params"
+    params.mkdir()
+    write_demo_params(params)
+    lines = [substitute(line, release, nnunet, split, params) for line in quickstart_lines()]
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), str(nnunet_bin()), os.environ["PATH"]]),
            "nnUNet_n_proc_DA": "1", "nnUNet_def_n_proc": "2", "OMP_NUM_THREADS": "1", "nnUNet_compile": "false"}
     env.pop("nnUNet_extTrainer", None)
