@@ -96,6 +96,36 @@ def save_model(model: PrognosisModel, folder: str | Path, *, radiomics_columns: 
     return folder
 
 
+def read_model_info(folder: str | Path, *, format_version: int, model: str | None = None,
+                    versions_now: dict[str, str] | None = None) -> dict:
+    """A model folder's ``prognosis.json``, checked: it exists, has ``format_version`` (and ``model``).
+
+    A folder written by other library versions is read with a warning naming the differences (a
+    pickled or saved model is only guaranteed to load with the versions that wrote it).
+
+    Raises
+    ------
+    FileNotFoundError
+        No ``prognosis.json`` in ``folder``.
+    ModelMismatchError
+        Another format, or another model than ``model``.
+    """
+    folder = Path(folder)
+    path = folder / MODEL_INFO
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a model folder (no {MODEL_INFO})")
+    info = json.loads(path.read_text())
+    if info.get("format") != format_version or (model is not None and info.get("model") != model):
+        raise ModelMismatchError(f"{folder} holds model {info.get('model')!r} in folder format {info.get('format')!r}; "
+                                 f"this reads {model or 'a tabular model'} in format {format_version}: "
+                                 "train the model again")
+    now = versions_now if versions_now is not None else versions()
+    changed = {k: (v, now.get(k)) for k, v in info["versions"].items() if now.get(k) != v}
+    if changed:
+        log.warning("%s was written with other library versions %s (then, now)", folder, changed)
+    return info
+
+
 def load_model(folder: str | Path) -> tuple[PrognosisModel, dict]:
     """Read a model folder back into the fitted :class:`PrognosisModel` and its info dict.
 
@@ -104,19 +134,8 @@ def load_model(folder: str | Path) -> tuple[PrognosisModel, dict]:
     """
     import joblib
 
-    folder = Path(folder)
-    path = folder / MODEL_INFO
-    if not path.is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder (no {MODEL_INFO})")
-    info = json.loads(path.read_text())
-    if info.get("format") != FORMAT_VERSION:
-        raise ModelMismatchError(f"{folder} was written in model-folder format {info.get('format')}; this version "
-                                 f"reads format {FORMAT_VERSION}: train the model again")
-    now = versions()
-    changed = {k: (v, now.get(k)) for k, v in info["versions"].items() if now.get(k) != v}
-    if changed:
-        log.warning("%s was written with other library versions %s (then, now)", folder, changed)
-    return joblib.load(folder / info["model_file"]), info
+    info = read_model_info(folder, format_version=FORMAT_VERSION)
+    return joblib.load(Path(folder) / info["model_file"]), info
 
 
 def feature_importance(model: PrognosisModel, X: pd.DataFrame) -> pd.DataFrame | None:

@@ -242,19 +242,10 @@ def load_deep_model(folder: str | Path) -> tuple[DeepPrognosisModel, dict]:
     """Read a deep model folder back into the fitted model (on the CPU, without crops) and its info."""
     import torch
 
-    from hecktor_nnunet.prognosis.artifacts import ModelMismatchError
+    from hecktor_nnunet.prognosis.artifacts import read_model_info
 
     folder = Path(folder)
-    if not (folder / MODEL_INFO).is_file():
-        raise FileNotFoundError(f"{folder} is not a model folder (no {MODEL_INFO})")
-    info = json.loads((folder / MODEL_INFO).read_text())
-    if info.get("model") != DEEP or info.get("format") != FORMAT_VERSION:
-        raise ModelMismatchError(f"{folder} is not a deep model folder of format {FORMAT_VERSION} "
-                                 f"(model {info.get('model')!r}, format {info.get('format')!r})")
-    now = _versions()
-    changed = {k: (v, now.get(k)) for k, v in info["versions"].items() if now.get(k) != v}
-    if changed:
-        log.warning("%s was written with other library versions %s (then, now)", folder, changed)
+    info = read_model_info(folder, format_version=FORMAT_VERSION, model=DEEP, versions_now=_versions())
     model = DeepPrognosisModel(**{**info["settings"], "device": "cpu"})
     params = info["params"]
     model.feature_names_in_ = list(info["feature_names_in"])
