@@ -225,8 +225,8 @@ def comparison_markdown(report: dict) -> str:
         if r["error"]:
             lines.append(f"| {r['label']} | could not be fitted: {r['error'][:120]} | | | | |")
             continue
-        ci = "-".join(_fmt(v) for v in r["ci"]) if r["ci"] else "n/a"
-        dci = "-".join(_fmt(v, 3) for v in r["diff_ci"]) if r["diff_ci"] else ""
+        ci = " to ".join(_fmt(v) for v in r["ci"]) if r["ci"] else "n/a"
+        dci = " to ".join(f"{v:+.3f}" for v in r["diff_ci"]) if r["diff_ci"] else ""
         diff = "" if r["diff_vs_default"] is None else f"{r['diff_vs_default']:+.3f}"
         p = "" if r["p_value"] is None else (f"{r['p_value']:.3f}" if r["p_value"] >= 0.001 else "< 0.001")
         lines.append(f"| {r['label']} | {_fmt(r['score'])} | {ci} | {diff} | {dci} | {p} |")
