@@ -12,11 +12,17 @@ score; the paired test against the default uses the difference ``model - default
 resamples (its 95 % interval, and a two-sided bootstrap p-value, ``2 * min(P(diff <= 0),
 P(diff >= 0))``, at least ``1 / n_boot``). A model that cannot be fitted in some fold (all censored,
 a singular fit) gets its error in its row and no score; the others still run.
+
+A model with inputs of its own (the image network of :mod:`~hecktor_nnunet.prognosis.deep_model`
+reads crops and a clinical vector, not the features table) joins as an :class:`ExtraModel`: its
+table holds the same patients in the same order, so it is fitted and scored on the very same folds
+and enters the same bootstrap.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -50,6 +56,26 @@ def model_label(task: str, model: str) -> str:
 
 
 @dataclass
+class ExtraModel:
+    """A comparison row with inputs of its own, fitted on the same folds as the others.
+
+    Attributes
+    ----------
+    X : DataFrame
+        Its inputs, indexed by the same PatientIDs in the same order as the features table.
+    make_model : callable
+        ``make_model(random_state)`` -> an unfitted model with ``fit``, ``decision_score``,
+        ``predict`` (hpv) and ``chosen_``.
+    label : str
+        What its row is called.
+    """
+
+    X: pd.DataFrame
+    make_model: Callable
+    label: str
+
+
+@dataclass
 class FoldJob:
     """One model on one outer fold (picklable: runs in a worker process)."""
 
@@ -63,11 +89,14 @@ class FoldJob:
     y: np.ndarray
     seed: int
     k_features: int | None
+    make_model: Callable | None = None
 
 
 def _run(job: FoldJob) -> dict:
     X = job.X
-    if job.model == CLINICAL:
+    if job.make_model is not None:
+        model = job.make_model(job.seed)
+    elif job.model == CLINICAL:
         X = X[[c for c in X.columns if str(c).startswith("CLIN_")]]
         model = PrognosisModel(task=job.task, model=CLINICAL_FAMILY[job.task], k_features=0,
                                random_state=job.seed)
@@ -81,7 +110,7 @@ def _run(job: FoldJob) -> dict:
         out["score"] = model.decision_score(X.iloc[job.test])
         out["prediction"] = model.predict(X.iloc[job.test]) if job.task == "hpv" else None
         out["chosen"] = model.chosen_
-    except (ValueError, ArithmeticError, np.linalg.LinAlgError) as e:
+    except (ValueError, ArithmeticError, RuntimeError, np.linalg.LinAlgError) as e:  # RuntimeError: torch
         out["error"] = f"{type(e).__name__}: {e}"
     return out
 
@@ -112,7 +141,8 @@ def _interval(values: np.ndarray) -> list[float] | None:
     return [float(v) for v in np.quantile(values, [0.025, 0.975])]
 
 
-def _rows(task: str, y: np.ndarray, results: dict[str, list[dict]], n_boot: int, seed: int) -> list[dict]:
+def _rows(task: str, y: np.ndarray, results: dict[str, list[dict]], labels: dict[str, str], n_boot: int,
+          seed: int) -> list[dict]:
     ok = {m: parts for m, parts in results.items() if not any("error" in p for p in parts)}
     folds = [p["test"] for p in next(iter(ok.values()))] if ok else []
     rng = np.random.default_rng(seed)
@@ -121,7 +151,7 @@ def _rows(task: str, y: np.ndarray, results: dict[str, list[dict]], n_boot: int,
     rows = []
     for model, parts in results.items():
         errors = [f"repeat {p['repeat']} fold {p['fold']}: {p['error']}" for p in parts if "error" in p]
-        row = {"model": model, "label": model_label(task, model), "n_patients": int(len(y)),
+        row = {"model": model, "label": labels[model], "n_patients": int(len(y)),
                "score": None, "ci": None, "fold_scores": None, "diff_vs_default": None, "diff_ci": None,
                "p_value": None, "error": errors[0] if errors else None}
         if not errors:
@@ -146,7 +176,8 @@ def _rows(task: str, y: np.ndarray, results: dict[str, list[dict]], n_boot: int,
 def compare_models(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task: str,
                    models: tuple[str, ...] | None = None, cv: str = "centre-stratified", n_splits: int = 5,
                    repeats: int = 1, seed: int = 0, n_boot: int = 1000, k_features: int | None = None,
-                   workers: int = 1, quiet: bool = False) -> tuple[dict, pd.DataFrame]:
+                   extra: dict[str, ExtraModel] | None = None, workers: int = 1,
+                   quiet: bool = False) -> tuple[dict, pd.DataFrame]:
     """Fit and score every model on the same outer folds.
 
     Parameters
@@ -166,6 +197,8 @@ def compare_models(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
         Bootstrap resamples of the intervals and of the paired test.
     k_features : int, optional
         Screened columns of every model (default: chosen by ``auto``, 20 for a family).
+    extra : dict of str to ExtraModel, optional
+        Further rows with inputs of their own (e.g. ``{"deep": ...}``), on the same folds.
     workers : int
         Processes (one model on one fold each).
 
@@ -178,12 +211,20 @@ def compare_models(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
     oof : DataFrame
         Out-of-fold outputs: PatientID, model, repeat, fold, score (and prediction for hpv).
     """
+    extra = extra or {}
     names = list(dict.fromkeys([DEFAULT, *(models or compared_models(task))]))
     unknown = [m for m in names if m not in compared_models(task)]
     if unknown:
         raise ValueError(f"unknown {task} model(s) {unknown}; choose among {compared_models(task)}")
+    for name, e in extra.items():
+        if name in names or not e.X.index.equals(X.index):
+            raise ValueError(f"extra model {name!r}: a name of its own and the features table's patients in its "
+                             "order are needed")
+    labels = {m: model_label(task, m) for m in names} | {k: e.label for k, e in extra.items()}
+    names += list(extra)
     y = np.asarray(y)
-    jobs = [FoldJob(task, m, r, f, tr, te, X, y, seed + r, k_features)
+    jobs = [FoldJob(task, m, r, f, tr, te, extra[m].X if m in extra else X, y, seed + r, k_features,
+                    extra[m].make_model if m in extra else None)
             for r in range(repeats) for f, (tr, te) in enumerate(splits(centres, stratify_labels(task, y), cv,
                                                                          n_splits, seed + r))
             for m in names]
@@ -197,7 +238,7 @@ def compare_models(X: pd.DataFrame, y: np.ndarray, centres: np.ndarray, *, task:
                             p["fold"], p["error"])
     report = {"task": task, "metric": OUTCOME_TASKS[task].metric, "cv": cv, "n_splits": len(jobs) // repeats // len(names),
               "repeats": repeats, "seed": seed, "n_boot": n_boot, "n_patients": int(len(y)), "default": DEFAULT,
-              "rows": _rows(task, y, results, n_boot, seed)}
+              "rows": _rows(task, y, results, labels, n_boot, seed)}
     frames = [pd.DataFrame({"PatientID": X.index[p["test"]], "model": p["model"], "repeat": p["repeat"],
                             "fold": p["fold"], "score": p["score"],
                             **({"prediction": p["prediction"]} if task == "hpv" else {})})

@@ -23,6 +23,7 @@ import logging
 import warnings
 from collections import Counter
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -53,6 +54,18 @@ class CVResult:
 
     report: dict
     oof: pd.DataFrame
+
+    def write_oof(self, folder: str | Path, task: str, model: str) -> None:
+        """``folder/oof_predictions.csv`` and the first repeat's out-of-fold KM (rfs) or ROC (hpv) plot."""
+        from hecktor_nnunet.evaluation.plots import outcome_plot  # matplotlib: not at the CLI's import
+        from hecktor_nnunet.io.atomic_io import write_table
+
+        folder = Path(folder)
+        write_table(self.oof, folder / "oof_predictions.csv")
+        first = self.oof[self.oof["repeat"] == 0]
+        key = OUTCOME_TASKS[task].metric
+        outcome_plot(task, first, first["score"].to_numpy(), folder / OUTCOME_TASKS[task].figure,
+                     f"{task} {model}, out-of-fold ({self.report['cv']}); {key} {self.report[key]:.3f}")
 
 
 def splits(centres: np.ndarray, strata: np.ndarray, cv: str, n_splits: int, seed: int

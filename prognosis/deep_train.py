@@ -31,6 +31,7 @@ from hecktor_nnunet.evaluation.plots import outcome_plot
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.io.atomic_io import atomic_folder, atomic_path, write_json, write_table
 from hecktor_nnunet.io.clinical import read_clinical
+from hecktor_nnunet.prognosis.compare import ExtraModel
 from hecktor_nnunet.prognosis.cv import CVResult, cross_validate, outcome_truth
 from hecktor_nnunet.prognosis.deep_crops import CHANNELS, CropSettings, CropStore, build_crops
 from hecktor_nnunet.prognosis.deep_model import DEEP, DeepPrognosisModel, TabularScaler
@@ -99,6 +100,39 @@ def _model_factory(task: str, store: CropStore, net: dict):
     return lambda rs: DeepPrognosisModel(task=task, crops=store, random_state=rs, **net)
 
 
+def deep_comparison_row(task: str, data: Dataset, release: str | Path, masks: str | Path,
+                        clinical: str | Path, *, crop: CropSettings = CropSettings(), cache: str | Path | None = None,
+                        net: dict | None = None, measures: bool = True, exclude_clinical: tuple[str, ...] = (),
+                        workers: int = 1, quiet: bool = False) -> tuple[Dataset, ExtraModel]:
+    """The deep model as a row of ``hecktor-prognosis compare``, on the patients it shares with ``data``.
+
+    ``data`` is the features table's dataset; the comparison keeps the patients with both features and
+    a crop, so that every row is scored on the same patients and folds. A patient of ``data`` without
+    a crop is named in a warning and in ``left_out["without_crop"]`` (with the reason); one with a crop
+    but no features is already in ``data.left_out``.
+
+    Returns
+    -------
+    (Dataset, ExtraModel)
+        ``data`` restricted to the shared patients, and the row (its table in the same order).
+    """
+    deep, store = deep_dataset(task, release, masks, clinical, crop=crop, cache=cache, measures=measures,
+                               exclude_clinical=exclude_clinical, workers=workers, quiet=quiet)
+    keep = data.X.index.isin(deep.X.index)
+    if not keep.any():
+        raise ValueError(f"no patient has both features and a crop from {masks}")
+    reasons = deep.left_out["without_crop"]
+    without = {p: reasons.get(p, "no crop") for p in data.X.index[~keep]}
+    if without:
+        log.warning("compare: %d patient(s) with features but no crop, left out of every row: %s", len(without),
+                    ", ".join(list(without)[:20]))
+    shared = Dataset(data.X[keep], data.y[keep], data.centres[keep], {**data.meta, **deep.meta},
+                     data.radiomics_columns, {**data.left_out, "without_crop": without})
+    row = ExtraModel(deep.X.loc[shared.X.index], _model_factory(task, store, dict(net or {})),
+                     "deep (PET/CT crops + clinical)")
+    return shared, row
+
+
 def _network_info(model: DeepPrognosisModel, crop: CropSettings) -> dict:
     return {"parameters_per_member": int(model.n_parameters_), "members": len(model.nets_),
             "input": {"image": [len(CHANNELS), crop.size, crop.size, crop.size], "channels": list(CHANNELS),
@@ -117,12 +151,6 @@ def _cross_validate(task: str, data: Dataset, store: CropStore, net: dict, *, cv
     log.info("%s deep %s cv: %s = %.3f (95%% CI %.3f-%.3f)", task, cv, key, result.report[key],
              *result.report[f"{key}_ci95"])
     return result
-
-
-def _write_oof(task: str, cv: str, result: CVResult, folder: Path) -> None:
-    from hecktor_nnunet.prognosis.train import _write_oof as write_oof
-
-    write_oof(task, DEEP, cv, result, folder)
 
 
 def run_deep_cv(task: str, release: str | Path, masks: str | Path, clinical: str | Path, out_dir: str | Path, *,
@@ -158,7 +186,7 @@ def run_deep_cv(task: str, release: str | Path, masks: str | Path, clinical: str
         result = _cross_validate(task, data, store, net, cv=cv, n_splits=n_splits, repeats=repeats, seed=seed,
                                  n_bootstrap=n_bootstrap, workers=workers, quiet=quiet)
         write_json(result.report, folder / "cv_report.json")
-        _write_oof(task, cv, result, folder)
+        result.write_oof(folder, task, DEEP)
     return result
 
 
@@ -181,7 +209,7 @@ def train_deep(task: str, release: str | Path, masks: str | Path, clinical: str 
         if cv:
             result = _cross_validate(task, data, store, net, cv=cv, n_splits=n_splits, repeats=repeats, seed=seed,
                                      n_bootstrap=n_bootstrap, workers=workers, quiet=quiet)
-            _write_oof(task, cv, result, folder)
+            result.write_oof(folder, task, DEEP)
             report = result.report
         model = _model_factory(task, store, net)(seed).fit(data.X, data.y)
         save_deep_model(model, folder, crop=crop, measures=measures, exclude_clinical=exclude_clinical,

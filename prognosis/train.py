@@ -34,15 +34,6 @@ def _cross_validate(task: str, data: Dataset, *, model: str, cv: str, n_splits: 
     return result
 
 
-def _write_oof(task: str, model: str, cv: str, result: CVResult, folder: Path) -> None:
-    """``oof_predictions.csv`` and the out-of-fold KM (rfs) or ROC (hpv) plot."""
-    write_table(result.oof, folder / "oof_predictions.csv")
-    first = result.oof[result.oof["repeat"] == 0]
-    key = OUTCOME_TASKS[task].metric
-    outcome_plot(task, first, first["score"].to_numpy(), folder / OUTCOME_TASKS[task].figure,
-                 f"{task} {model}, out-of-fold ({cv}); {key} {result.report[key]:.3f}")
-
-
 def run_cv(task: str, features: str | Path | None, clinical: str | Path, out_dir: str | Path, *,
            model: str = "auto", cv: str = "centre-stratified", n_splits: int = 5, repeats: int = 3, seed: int = 0,
            use_radiomics: bool = True, k_features: int | None = None, exclude_clinical: tuple[str, ...] = (),
@@ -83,26 +74,36 @@ def run_cv(task: str, features: str | Path | None, clinical: str | Path, out_dir
                                  use_radiomics=use_radiomics, k_features=k_features, n_bootstrap=n_bootstrap,
                                  workers=workers, quiet=quiet)
         write_json(result.report, folder / "cv_report.json")
-        _write_oof(task, model, cv, result, folder)
+        result.write_oof(folder, task, model)
     return result
 
 
 def run_compare(task: str, features: str | Path | None, clinical: str | Path, out_dir: str | Path, *,
                 models: tuple[str, ...] | None = None, cv: str = "centre-stratified", n_splits: int = 5, repeats: int = 1,
                 seed: int = 0, k_features: int | None = None, exclude_clinical: tuple[str, ...] = (),
-                n_bootstrap: int = 1000, workers: int = 1, quiet: bool = False, overwrite: bool = False) -> dict:
+                deep: dict | None = None, n_bootstrap: int = 1000, workers: int = 1, quiet: bool = False,
+                overwrite: bool = False) -> dict:
     """Compare every model on the same folds (:func:`~hecktor_nnunet.prognosis.compare.compare_models`).
 
     ``out_dir`` receives ``comparison.json`` (rows: ``model``, ``score``, ``ci``, ``n_patients``, the
     paired difference to ``auto`` and its p-value), ``comparison.md``, ``comparison.png`` and
     ``oof_predictions.csv``; written whole, an existing non-empty folder is refused unless
-    ``overwrite``. Parameters are those of :func:`run_cv`; ``models`` restricts the rows.
+    ``overwrite``. Parameters are those of :func:`run_cv`; ``models`` restricts the rows. ``deep``
+    (``release``, ``masks`` and the keywords of
+    :func:`~hecktor_nnunet.prognosis.deep_train.deep_comparison_row`) adds the image network as a
+    row, every row then on the patients with both features and a crop.
     """
     with atomic_folder(out_dir, overwrite=overwrite) as folder:
         data = build_dataset(features, clinical, task, features is not None, exclude_clinical)
+        extra = {}
+        if deep:
+            from hecktor_nnunet.prognosis.deep_train import deep_comparison_row
+
+            data, extra["deep"] = deep_comparison_row(task, data, clinical=clinical, exclude_clinical=exclude_clinical,
+                                                      workers=workers, quiet=quiet, **deep)
         report, oof = compare_models(data.X, data.y, data.centres, task=task, models=models, cv=cv,
                                      n_splits=n_splits, repeats=repeats, seed=seed, n_boot=n_bootstrap,
-                                     k_features=k_features, workers=workers, quiet=quiet)
+                                     k_features=k_features, extra=extra, workers=workers, quiet=quiet)
         report.update({"params_hash": data.meta.get("params_hash"), **data.inputs_report()})
         write_json(report, folder / "comparison.json")
         write_text(comparison_markdown(report), folder / "comparison.md")
@@ -131,7 +132,7 @@ def train(task: str, features: str | Path | None, clinical: str | Path, out_dir:
             result = _cross_validate(task, data, model=model, cv=cv, n_splits=n_splits, repeats=repeats, seed=seed,
                                      use_radiomics=use_radiomics, k_features=k_features, n_bootstrap=n_bootstrap,
                                      workers=workers, quiet=quiet)
-            _write_oof(task, model, cv, result, folder)
+            result.write_oof(folder, task, model)
             report = result.report
         est = PrognosisModel(task=task, model=model, k_features=k_features, random_state=seed).fit(data.X, data.y)
         save_model(est, folder, radiomics_columns=data.radiomics_columns, params_hash=data.meta.get("params_hash"),

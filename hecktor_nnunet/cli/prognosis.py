@@ -67,8 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
                          help="every model family, the ensemble, auto and a clinical-only model on the same "
                               "folds; writes DIR/comparison.json, .md and .png")
     _inputs(cmp, model=False)
+    _deep_inputs(cmp)
     cmp.add_argument("--models", nargs="+", default=None,
-                     help="rows to compute (default: auto, every family, ensemble, clinical)")
+                     help="rows to compute (default: auto, every family, ensemble, clinical; with --release and "
+                          "--masks also the deep model)")
     cmp.add_argument("--repeats", type=int, default=1, help="repeats of the cross-validation (new folds each)")
     pr = sub.add_parser("predict", help="apply a model folder; writes PatientID,Prediction CSV", formatter_class=HELP)
     # not required=True: argparse would refuse the retired --model spelling; _predict checks it
@@ -120,9 +122,19 @@ def _deep_inputs(p: argparse.ArgumentParser, *, predict: bool = False) -> None:
                    help="leave the PET measures (SUVmax, MTV, TLG...) out of the network's tabular inputs")
 
 
+def _deep_settings(a: argparse.Namespace) -> dict:
+    """The deep model's crop, network and input settings from the command line."""
+    from hecktor_nnunet.prognosis.deep_crops import CropSettings
+
+    crop = CropSettings(size=a.crop_size, spacing_mm=a.crop_spacing, empty_mask=a.empty_mask,
+                        resample_nearest=a.resample_nearest)
+    net = {"width": a.width, "epochs": a.epochs, "patience": a.patience, "members": a.members, "device": a.device,
+           "n_jobs": a.torch_threads}
+    return dict(crop=crop, cache=a.cache, net=net, measures=not a.no_measures)
+
+
 def _deep(a: argparse.Namespace) -> int:
     """``train`` / ``cv`` with ``--model deep``."""
-    from hecktor_nnunet.prognosis.deep_crops import CropSettings
     from hecktor_nnunet.prognosis.deep_train import run_deep_cv, train_deep
     from hecktor_nnunet.prognosis.features import clinical_columns
 
@@ -131,12 +143,7 @@ def _deep(a: argparse.Namespace) -> int:
     if a.features is not None or a.no_radiomics or a.k_features is not None:
         return fail("--model deep reads images, not a features table: leave out --features, --no-radiomics and "
                     "--k-features")
-    crop = CropSettings(size=a.crop_size, spacing_mm=a.crop_spacing, empty_mask=a.empty_mask,
-                        resample_nearest=a.resample_nearest)
-    net = {"width": a.width, "epochs": a.epochs, "patience": a.patience, "members": a.members, "device": a.device,
-           "n_jobs": a.torch_threads}
-    common = dict(crop=crop, cache=a.cache, net=net, measures=not a.no_measures,
-                  exclude_clinical=clinical_columns(a.exclude_clinical), n_splits=a.n_folds, repeats=a.repeats,
+    common = dict(**_deep_settings(a), exclude_clinical=clinical_columns(a.exclude_clinical), n_splits=a.n_folds, repeats=a.repeats,
                   seed=a.seed, n_bootstrap=a.n_boot, workers=a.workers, quiet=a.quiet, overwrite=a.overwrite)
     if a.command == "train":
         model = train_deep(a.task, a.release, a.masks, a.clinical, a.out, cv=None if a.no_cv else a.splits, **common)
@@ -219,9 +226,12 @@ def _compare(a: argparse.Namespace) -> int:
     from hecktor_nnunet.prognosis.features import clinical_columns
     from hecktor_nnunet.prognosis.train import run_compare
 
+    if (a.release is None) != (a.masks is None):
+        return fail("the deep model's row needs both --release and --masks")
+    deep = dict(release=a.release, masks=a.masks, **_deep_settings(a)) if a.release else None
     report = run_compare(a.task, a.features, a.clinical, a.out, models=tuple(a.models) if a.models else None,
                          cv=a.splits, n_splits=a.n_folds, repeats=a.repeats, seed=a.seed, k_features=a.k_features,
-                         exclude_clinical=clinical_columns(a.exclude_clinical), n_bootstrap=a.n_boot,
+                         exclude_clinical=clinical_columns(a.exclude_clinical), deep=deep, n_bootstrap=a.n_boot,
                          workers=a.workers, quiet=a.quiet, overwrite=a.overwrite)
     if not a.quiet:
         print((a.out.rstrip("/") + "/comparison.md: ") + "\n" + _table(report))

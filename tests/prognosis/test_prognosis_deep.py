@@ -248,3 +248,51 @@ def test_cli_train_cv_and_predict_deep(tiny, tmp_path, capsys):
     rc = main(["cv", "hpv", "--clinical", str(tiny["clinical"]), "-o", str(tmp_path / "x"), "--model", "deep",
                "--features", "f.csv"])
     assert rc == 2 and "--release and --masks" in capsys.readouterr().err
+
+
+def test_compare_scores_the_network_on_the_folds_and_patients_of_every_other_row(tiny, tmp_path, capsys):
+    from hecktor_nnunet.prognosis.cv import splits
+    from hecktor_nnunet.prognosis.selection import stratify_labels
+
+    base, data, store = tiny["base"], tiny["data"], tiny["store"]
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    no_crop, *kept = sorted((base / "masks").iterdir())
+    for path in kept:
+        (masks / path.name).symlink_to(path)
+    no_crop = no_crop.name.split(".")[0]
+    no_features = data.X.index[-1]
+    measures = [c for c in data.X.columns if c.startswith("PET_")]
+    table = data.X[measures].drop(index=no_features).add_prefix("rad_").reset_index()
+    table.to_csv(tmp_path / "features.csv", index=False)
+    rc = main(["compare", "rfs", "--features", str(tmp_path / "features.csv"), "--clinical", str(tiny["clinical"]),
+               "-o", str(tmp_path / "cmp"), "--models", "coxnet", "clinical", "--n-folds", "2", "--n-boot", "50",
+               "--release", str(base / "release"), "--masks", str(masks), "--cache", str(base / "cache"),
+               "--crop-size", "16", "--crop-spacing", "8", "--width", "4", "--epochs", "2", "--members", "2",
+               "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    report = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    rows = {r["model"]: r for r in report["rows"]}
+    assert list(rows) == ["auto", "coxnet", "clinical", "deep"]
+    assert rows["deep"]["label"].startswith("deep") and rows["deep"]["error"] is None
+    assert 0 <= rows["deep"]["score"] <= 1 and rows["deep"]["ci"] and rows["deep"]["p_value"] is not None
+    # every row on the 46 patients with both features and a crop; the two others named with the reason
+    assert report["n_patients"] == report["n_patients_used"] == 46 and {r["n_patients"] for r in rows.values()} == {46}
+    assert list(report["left_out"]["without_crop"]) == [no_crop]
+    assert f"no mask {no_crop}.nii.gz" in report["left_out"]["without_crop"][no_crop]
+    assert no_features in report["left_out"]["clinical_without_features"]
+    # same folds as the other rows, and each fold's network is the one a user would fit by hand
+    oof = pd.read_csv(tmp_path / "cmp" / "oof_predictions.csv")
+    by_model = {m: g.set_index("PatientID")["fold"].sort_index() for m, g in oof.groupby("model")}
+    pd.testing.assert_series_equal(by_model["deep"], by_model["coxnet"])
+    shared = data.X.index[data.X.index.isin(by_model["deep"].index)]
+    X, y, centres = data.X.loc[shared], data.y[data.X.index.isin(shared)], data.centres[data.X.index.isin(shared)]
+    train, test = splits(centres, stratify_labels("rfs", y), "centre-stratified", 2, 0)[0]
+    model = DeepPrognosisModel(task="rfs", crops=store, random_state=0, width=4, epochs=2, members=2)
+    model.fit(X.iloc[train], y[train])
+    deep_oof = oof[(oof.model == "deep") & (oof.fold == 0)].set_index("PatientID")["score"]
+    np.testing.assert_allclose(deep_oof.loc[X.index[test]], model.decision_score(X.iloc[test]), rtol=1e-5, atol=1e-6)
+    # one of the two deep inputs alone is refused
+    rc = main(["compare", "rfs", "--features", str(tmp_path / "features.csv"), "--clinical", str(tiny["clinical"]),
+               "-o", str(tmp_path / "x"), "--release", str(base / "release")])
+    assert rc == 2 and "--release and --masks" in capsys.readouterr().err
