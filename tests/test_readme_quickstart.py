@@ -98,9 +98,13 @@ def test_readme_quickstart_runs_on_a_synthetic_release(tmp_path):
     env = {**os.environ, "PATH": os.pathsep.join([str(BIN), str(nnunet_bin()), os.environ["PATH"]]),
            "nnUNet_n_proc_DA": "1", "nnUNet_def_n_proc": "2", "OMP_NUM_THREADS": "1", "nnUNet_compile": "false"}
     env.pop("nnUNet_extTrainer", None)
-    script = "set -euo pipefail\n" + "\n".join(lines) + "\necho QUICKSTART_ENV_RAW=$nnUNet_raw\n"
+    # each line's seconds, printed with the test's output (pytest -rP) to see where the time goes
+    timed = [f"{line}\necho QUICKSTART_SECONDS {i} $((SECONDS - t)); t=$SECONDS" for i, line in enumerate(lines)]
+    script = "set -euo pipefail\nt=0\n" + "\n".join(timed) + "\necho QUICKSTART_ENV_RAW=$nnUNet_raw\n"
     p = subprocess.run(["bash", "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=1500)
     assert p.returncode == 0, f"{script}\n--- stdout\n{p.stdout[-4000:]}\n--- stderr\n{p.stderr[-4000:]}"
+    for i, seconds in (t.split()[1:] for t in p.stdout.splitlines() if t.startswith("QUICKSTART_SECONDS")):
+        print(f"{seconds:>5} s  {lines[int(i)][:100]}")
     assert f"QUICKSTART_ENV_RAW={nnunet}/nnUNet_raw" in p.stdout
 
     held_out = json.loads((split / "split.json").read_text())["test"]

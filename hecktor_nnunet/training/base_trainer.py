@@ -15,8 +15,9 @@
   the trainer's help;
 - tiny mode (the ``nnUNetTrainerHecktorTinyCPUDebug`` trainer, or any trainer with the environment
   variable ``HECKTOR_NNUNET_DEBUG=1``): :data:`TINY_NETWORK` and :data:`TINY_SCHEDULE` (a few
-  iterations, a network a few features wide with one convolution or residual block per stage, one
-  torch thread on CPU): for tests and plumbing checks only.
+  iterations, a network a few features wide with one convolution or residual block per stage, batches
+  of 2 (nnU-Net's smallest; its planner gives small images batches of 30 and more), one torch thread on
+  CPU): for tests and plumbing checks only.
 
 Every other behaviour (loss, PET augmentation, mirroring, sampling, architecture) is one class of
 :mod:`hecktor_nnunet.training.behaviours`, the only owner of its nnU-Net hook.
@@ -88,7 +89,7 @@ class Schedule:
 
 
 #: Tiny mode: for tests and plumbing checks only, NOT a real model.
-TINY_NETWORK = NetworkSize(max_features=8, convs_per_stage=1)
+TINY_NETWORK = NetworkSize(max_features=8, convs_per_stage=1, batch_size=2)
 TINY_SCHEDULE = Schedule(epochs=2, iterations_per_epoch=2, val_iterations_per_epoch=1, cpu_threads=1)
 
 

@@ -130,7 +130,7 @@ class nnUNetTrainerHecktorDemoCPU(HecktorLoss, HecktorMirroring):
 class nnUNetTrainerHecktorTinyCPUDebug(HecktorTrainer):
     axis = "debug"
     what = ("{tiny_schedule.epochs} epochs x {tiny_schedule.iterations_per_epoch} iterations, network "
-            "<= {tiny_network.max_features} features wide; NOT a real model")
+            "<= {tiny_network.max_features} features wide, batches of {tiny_network.batch_size}; NOT a real model")
     why = "tests and the demo on a CPU in seconds"
     tiny = True
 
