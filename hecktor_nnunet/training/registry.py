@@ -75,7 +75,7 @@ def format_table(markdown: bool = False) -> str:
     rows = trainers()
     if markdown:
         lines = ["| Trainer (`-tr`) | Axis | What it changes | Why |", "|---|---|---|---|"]
-        lines += [f"| `{t.name}`{' (default)' if t.name == RECOMMENDED else ''} | {t.axis} | {t.what} | {t.why} |"
+        lines += [f"| `{t.name}`{' (proposed)' if t.name == RECOMMENDED else ''} | {t.axis} | {t.what} | {t.why} |"
                   for t in rows]
         return "\n".join(lines)
     width = max(len(t.name) for t in rows)

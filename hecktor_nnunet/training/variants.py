@@ -78,7 +78,7 @@ class nnUNetTrainerHecktorNodeSampling(HecktorNodeSampling):
 class nnUNetTrainerHecktorFocalPETAug(nnUNetTrainerHecktorFocal, nnUNetTrainerHecktorPETAug):
     axis = "combined"
     what = "focal loss + both PET augmentations"
-    why = "recommended default: targets small lesions and scanner/motion variation"
+    why = "proposed (a hypothesis until a GPU comparison): targets small lesions and scanner/motion variation"
 
 
 class nnUNetTrainerHecktorFocalTverskyPETAugNodes(nnUNetTrainerHecktorFocalTversky, nnUNetTrainerHecktorPETAug,
