@@ -191,6 +191,31 @@ def check_table(info: dict, features: pd.DataFrame | None, meta: dict) -> None:
             f"{info['params_hash']!r}: the features were extracted with other settings")
 
 
+def with_absent_clinical(X: pd.DataFrame, feature_names: list[str]) -> pd.DataFrame:
+    """``X`` with every clinical column of ``feature_names`` it lacks added as missing (one warning)."""
+    absent = [c for c in feature_names if c.startswith("CLIN_") and c not in X.columns]
+    if absent:
+        log.warning("clinical table lacks %s: treated as missing for every patient", absent)
+        X = X.assign(**{c: np.nan for c in absent})
+    return X
+
+
+def write_predictions(task: str, ids, prediction: np.ndarray, probability: np.ndarray | None,
+                      out_csv: str | Path, json_dir: str | Path | None = None) -> pd.DataFrame:
+    """Write ``PatientID,Prediction`` (rfs: risk; hpv: 0/1 and ``Probability``) and, with ``json_dir``,
+    one ``<PatientID>.json`` per patient holding the container output; return the table."""
+    if task == "rfs":
+        out = pd.DataFrame({"PatientID": ids, "Prediction": prediction})
+    else:
+        out = pd.DataFrame({"PatientID": ids, "Prediction": np.asarray(prediction).astype(int),
+                            "Probability": probability})
+    write_table(out, out_csv)
+    if json_dir is not None:
+        for pid, value in zip(out["PatientID"], out["Prediction"]):
+            write_json(float(value) if task == "rfs" else int(value), Path(json_dir) / f"{pid}.json")
+    return out
+
+
 def predict(model_dir: str | Path, features: pd.DataFrame | None, meta: dict, out_csv: str | Path,
             clinical: pd.DataFrame | None = None, json_dir: str | Path | None = None,
             sources: tuple[str, str] = ("features table", "clinical table")) -> pd.DataFrame:
@@ -233,25 +258,16 @@ def predict(model_dir: str | Path, features: pd.DataFrame | None, meta: dict, ou
     X = joined.X
     # a clinical variable absent from this table (e.g. HPV status in a container's ehr.json) is
     # missing for every patient: NaN, as missing values were in training
-    absent = [c for c in model.feature_names_in_ if c.startswith("CLIN_") and c not in X.columns]
-    if absent:
-        log.warning("clinical table lacks %s: treated as missing for every patient", absent)
-        X = X.assign(**{c: np.nan for c in absent})
+    X = with_absent_clinical(X, model.feature_names_in_)
     missing = [c for c in model.feature_names_in_ if c not in X.columns]
     if missing:
         raise ModelMismatchError(f"inputs lack column(s) the model was trained with: {missing[:5]}")
     if X.empty:
         raise ModelMismatchError(f"no patient is in both the {sources[0]} and the {sources[1]}")
     X = X[model.feature_names_in_]
-    if info["task"] == "rfs":
-        out = pd.DataFrame({"PatientID": X.index, "Prediction": model.predict(X)})
-    else:
-        out = pd.DataFrame({"PatientID": X.index, "Prediction": model.predict(X).astype(int),
-                            "Probability": model.predict_proba(X)[:, 1]})
-    write_table(out, out_csv)
-    if json_dir is not None:
-        for pid, value in zip(out["PatientID"], out["Prediction"]):
-            write_json(float(value) if info["task"] == "rfs" else int(value), Path(json_dir) / f"{pid}.json")
+    hpv = info["task"] == "hpv"
+    out = write_predictions(info["task"], X.index, model.predict(X),
+                            model.predict_proba(X)[:, 1] if hpv else None, out_csv, json_dir)
     out.attrs["not_scored"] = {**{p: f"no row in the {sources[1]}" for p in joined.features_without_clinical},
                                **{p: f"no row in the {sources[0]}" for p in joined.clinical_without_features}}
     log.info("predicted %d patient(s) -> %s", len(out), out_csv)

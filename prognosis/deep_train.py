@@ -29,7 +29,7 @@ import pandas as pd
 
 from hecktor_nnunet.evaluation.plots import outcome_plot
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
-from hecktor_nnunet.io.atomic_io import atomic_folder, atomic_path, write_json, write_table
+from hecktor_nnunet.io.atomic_io import atomic_folder, atomic_path, write_json
 from hecktor_nnunet.io.clinical import read_clinical
 from hecktor_nnunet.prognosis.compare import ExtraModel
 from hecktor_nnunet.prognosis.cv import CVResult, cross_validate, outcome_truth
@@ -329,7 +329,7 @@ def predict_deep(model_dir: str | Path, release: str | Path, masks: str | Path, 
     DataFrame
         The predictions; ``attrs["not_scored"]`` maps each patient that could not be scored to why.
     """
-    from hecktor_nnunet.prognosis.artifacts import ModelMismatchError
+    from hecktor_nnunet.prognosis.artifacts import ModelMismatchError, with_absent_clinical, write_predictions
     from hecktor_nnunet.prognosis.radiomics import write_features
 
     model, info = load_deep_model(model_dir)
@@ -347,22 +347,12 @@ def predict_deep(model_dir: str | Path, release: str | Path, masks: str | Path, 
         raise ModelMismatchError(f"no patient of the clinical table has a usable crop from {release} and {masks}")
     if info.get("measures", True):
         X = X.join(store.measures(), how="left")
-    absent = [c for c in model.feature_names_in_ if c.startswith("CLIN_") and c not in X.columns]
-    if absent:
-        log.warning("clinical table lacks %s: treated as missing for every patient", absent)
-        X = X.assign(**{c: np.nan for c in absent})
-    X = X[model.feature_names_in_]
+    X = with_absent_clinical(X, model.feature_names_in_)[model.feature_names_in_]
     model.set_params(crops=store, n_jobs=threads, device=device)
     score = model.decision_score(X)
-    if info["task"] == "rfs":
-        out = pd.DataFrame({"PatientID": X.index, "Prediction": score})
-    else:
-        out = pd.DataFrame({"PatientID": X.index, "Prediction": (score >= model.threshold_).astype(int),
-                            "Probability": score})
-    write_table(out, out_csv)
-    if json_dir is not None:
-        for pid, value in zip(out["PatientID"], out["Prediction"]):
-            write_json(float(value) if info["task"] == "rfs" else int(value), Path(json_dir) / f"{pid}.json")
+    hpv = info["task"] == "hpv"
+    out = write_predictions(info["task"], X.index, score >= model.threshold_ if hpv else score,
+                            score if hpv else None, out_csv, json_dir)
     if features_out is not None:
         feats = model.embed(X).rename_axis("PatientID").reset_index()
         write_features(feats, features_out, {"params_hash": info["weights_sha256"], "source": "deep",
