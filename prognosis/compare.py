@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from hecktor_nnunet.evaluation.labels import format_p
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.metrics.classification import balanced_accuracy
 from hecktor_nnunet.metrics.survival import concordance_index
@@ -269,7 +270,7 @@ def comparison_markdown(report: dict) -> str:
         ci = " to ".join(_fmt(v) for v in r["ci"]) if r["ci"] else "n/a"
         dci = " to ".join(f"{v:+.3f}" for v in r["diff_ci"]) if r["diff_ci"] else ""
         diff = "" if r["diff_vs_default"] is None else f"{r['diff_vs_default']:+.3f}"
-        p = "" if r["p_value"] is None else (f"{r['p_value']:.3f}" if r["p_value"] >= 0.001 else "< 0.001")
+        p = "" if r["p_value"] is None else format_p(r["p_value"])
         lines.append(f"| {r['label']} | {_fmt(r['score'])} | {ci} | {diff} | {dci} | {p} |")
     chosen = next((r.get("chosen") for r in report["rows"] if r["model"] == DEFAULT), None)
     tail = ("\n\n`auto` chose, per outer fold: " + ", ".join(f"{k} x{v}" for k, v in chosen.items())) if chosen else ""

@@ -391,7 +391,8 @@ def build_crops(release_root: str | Path, masks_dir: str | Path, settings: CropS
                                     f"no {what} image in {release.root}"))
             continue
         if pid not in masks:
-            problems.append(Problem(pid, str(masks_dir), "no_mask", f"no mask {pid}.nii.gz in the mask folder"))
+            problems.append(Problem(pid, str(masks_dir), "no_mask",
+                                    f"no mask {pid}.nii.gz (or .nii, .mha, .nrrd) in the mask folder"))
             continue
         jobs.append(CropJob(pid, str(case.ct), str(case.pet), str(masks[pid]), settings,
                             str(cache_dir) if cache_dir else None))

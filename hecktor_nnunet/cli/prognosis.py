@@ -6,6 +6,7 @@ import argparse
 
 from hecktor_nnunet.cli.common import (DefaultsHelpFormatter, add_quiet, fail, os_error_text, retired_option,
                                        setup_logging)
+from hecktor_nnunet.evaluation.labels import p_equation
 from hecktor_nnunet.evaluation.tasks import OUTCOME_TASKS
 from hecktor_nnunet.prognosis.cv import CV_KINDS
 
@@ -245,7 +246,7 @@ def _table(report: dict) -> str:
             lines.append(f"  {r['label']:<28} could not be fitted: {r['error'][:100]}")
             continue
         ci = f"{r['ci'][0]:.3f}-{r['ci'][1]:.3f}" if r["ci"] else "n/a"
-        vs = "" if r["diff_vs_default"] is None else f"  vs default {r['diff_vs_default']:+.3f} (p {r['p_value']:.3f})"
+        vs = "" if r["diff_vs_default"] is None else f"  vs default {r['diff_vs_default']:+.3f} ({p_equation(r['p_value'])})"
         lines.append(f"  {r['label']:<28} {report['metric']} {r['score']:.3f} (95% CI {ci}){vs}")
     return "\n".join(lines)
 
