@@ -111,7 +111,8 @@ def test_cv_masks_equal_each_folds_validation_restored_by_hand(env, tmp_path, ca
     write_json({"setting": other.to_dict()}, model / POSTPROCESSING_FILE)
     result = cv_masks(out, dataset=DATASET_ID, trainer=TINY_TRAINER, folds=[0, 1], allow_missing=True, quiet=True)
     assert result.postprocessing == other and len(result.written) == 2 and result.unchanged == []
-    assert _assert_masks_by_hand(env, out, other) == 2  # the noisy tiny model: post-processing changes every mask
+    # not vacuous: the setting changes at least one of the tiny model's masks (how many varies run to run on a CPU)
+    assert _assert_masks_by_hand(env, out, other) >= 1
     assert nnunet_cli.main(args + ["--overwrite"]) == 0
     assert "wrote 2 mask(s), 0 already done" in capsys.readouterr().out
 
